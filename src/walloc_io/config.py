@@ -1,0 +1,113 @@
+"""Codec configuration: a frozen dataclass that round-trips through JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import PresetError
+
+MODALITIES = ("image", "audio")
+ENTROPY_MODELS = ("histogram", "predictive")
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """Everything that defines a WaLLoC codec's architecture (not its trained numbers).
+
+    Parameters
+    ----------
+    name : str
+        Preset or user-chosen name (informational).
+    modality : {"image", "audio"}
+        Images are 2D signals ``(C, H, W)``; audio is 1D ``(C, T)``.
+    channels : int
+        Signal channels the codec was trained on (3 for RGB, 2 for stereo, N for N bands).
+    levels : int
+        Wavelet packet depth J; each signal axis is split into ``2**levels`` bands.
+    latent_channels : int
+        Output channels of the linear encoder.
+    latent_bits : int
+        Latents are companded into ``2**latent_bits - 1`` integer levels around zero.
+    decoder_channels, decoder_blocks, decoder_kernel : int
+        Width, residual-block count and kernel size of the decoder network at latent
+        resolution. ``decoder_blocks=0`` makes a purely linear decoder.
+    decoder_attention : bool
+        Add squeeze-and-excitation channel attention to each residual block.
+    entropy_model : {"histogram", "predictive"}
+        ``histogram``: one frozen table per latent channel. ``predictive``: per channel, the
+        better of raw, left-, up- or planar-difference coding (chosen when tables are frozen).
+
+    Examples
+    --------
+    >>> c = CodecConfig(levels=3, latent_channels=12)
+    >>> c.dimensionality_reduction
+    16.0
+    >>> CodecConfig.from_json(c.to_json()) == c
+    True
+    """
+
+    name: str = "custom"
+    modality: str = "image"
+    channels: int = 3
+    levels: int = 3
+    latent_channels: int = 12
+    latent_bits: int = 8
+    decoder_channels: int = 64
+    decoder_blocks: int = 4
+    decoder_kernel: int = 3
+    decoder_attention: bool = False
+    entropy_model: str = "predictive"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.modality not in MODALITIES:
+            problems.append(f"modality must be one of {MODALITIES}, got {self.modality!r}")
+        if self.entropy_model not in ENTROPY_MODELS:
+            problems.append(f"entropy_model must be one of {ENTROPY_MODELS}")
+        if not 2 <= self.latent_bits <= 12:
+            problems.append(f"latent_bits must be in [2, 12], got {self.latent_bits}")
+        for field in ("channels", "levels", "latent_channels"):
+            if getattr(self, field) < 1:
+                problems.append(f"{field} must be >= 1")
+        if self.decoder_blocks < 0 or self.decoder_kernel % 2 == 0:
+            problems.append("decoder_blocks must be >= 0 and decoder_kernel odd")
+        if problems:
+            raise PresetError("invalid codec config: " + "; ".join(problems))
+
+    @property
+    def signal_ndim(self) -> int:
+        return 2 if self.modality == "image" else 1
+
+    @property
+    def packet_channels(self) -> int:
+        return self.channels * (2 ** self.levels) ** self.signal_ndim
+
+    @property
+    def dimensionality_reduction(self) -> float:
+        return self.packet_channels / self.latent_channels
+
+    @property
+    def max_symbol(self) -> int:
+        """Largest latent magnitude: latents lie in ``[-max_symbol, max_symbol]``."""
+        return 2 ** (self.latent_bits - 1) - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise PresetError(f"unknown codec config keys: {sorted(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> CodecConfig:
+        return cls.from_dict(json.loads(text))

@@ -1,0 +1,59 @@
+"""The WaLLoC network: packet transform -> linear encoder -> companding -> decoder -> inverse."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ..config import CodecConfig
+from ..transform import PacketTransform
+from .bottleneck import Companding, LaplaceRate
+from .decoder import Decoder, conv
+
+
+class TrainOutput(NamedTuple):
+    reconstruction: torch.Tensor
+    bits: torch.Tensor  # rate-proxy bits for the whole batch
+
+
+class WallocModel(nn.Module):
+    """Signals in ``[-1/2, 1/2]``, shape ``(N, C, *signal)``, to integer latents and back.
+
+    Workflow: train ``forward`` (noisy bottleneck, rate proxy), then freeze integer tables
+    (:mod:`walloc_io.entropy`); coding uses ``encode_latents`` / ``decode_latents`` only.
+    """
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        self.config = config
+        nd, packet = config.signal_ndim, config.packet_channels
+        self.transform = PacketTransform(nd, config.levels)
+        self.encoder = conv(nd, packet, config.latent_channels)
+        self.companding = Companding(config.latent_bits)
+        self.decoder = Decoder(
+            nd, config.latent_channels, packet, config.decoder_channels,
+            config.decoder_blocks, config.decoder_kernel, config.decoder_attention,
+        )
+        self.rate = LaplaceRate(config.latent_channels)
+
+    def analyse(self, x: torch.Tensor) -> torch.Tensor:
+        """Companded, unquantised latents (real-valued, within ``+-max_symbol + 1/2``)."""
+        return self.companding(self.encoder(self.transform(x)))
+
+    def synthesise(self, y: torch.Tensor) -> torch.Tensor:
+        """Quantised (or noisy) latents -> signal in ``[-1/2, 1/2]``."""
+        x = self.transform.inverse(self.decoder(self.companding.inverse(y)))
+        return x.clamp(-0.5, 0.5)
+
+    def encode_latents(self, x: torch.Tensor) -> torch.Tensor:
+        return self.companding.quantise(self.analyse(x), noisy=False).to(torch.int32)
+
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        dtype = next(self.decoder.parameters()).dtype
+        return self.synthesise(latents.to(dtype))
+
+    def forward(self, x: torch.Tensor) -> TrainOutput:
+        y = self.companding.quantise(self.analyse(x), noisy=self.training)
+        return TrainOutput(self.synthesise(y), self.rate(y))

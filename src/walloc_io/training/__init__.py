@@ -1,0 +1,6 @@
+"""Training: crop sampling, PCA initialisation, the resumable loop, table freezing."""
+
+from .data import CropSampler, load_images
+from .loop import Trainer, TrainSettings
+
+__all__ = ["CropSampler", "TrainSettings", "Trainer", "load_images"]

@@ -1,0 +1,166 @@
+"""Training loop: noisy bottleneck, MSE + lambda * rate, resumable checkpoints.
+
+The rate weight ``lambda`` is either fixed or steered towards a target bits-per-pixel
+(dual ascent on the rate constraint: ``lambda *= exp(gain * (bpp - target))``), so one
+run lands on a chosen operating point without a sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import CodecConfig
+from ..model import WallocModel
+from .data import CropSampler
+from .pca import pca_initialise
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps: int = 8000
+    batch: int = 8
+    crop: int = 256
+    lr: float = 5e-4
+    warmup: int = 200
+    rate_weight: float = 2e-3
+    target_bpp: float | None = None
+    rate_gain: float = 0.02
+    checkpoint_every: int = 250
+    validate_every: int = 500
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass
+class Progress:
+    step: int
+    loss: float
+    psnr: float
+    bpp: float
+    rate_weight: float
+
+
+class Trainer:
+    """Owns model, optimiser, sampler and checkpoint directory; ``run()`` resumes."""
+
+    def __init__(
+        self, config: CodecConfig, settings: TrainSettings, train_images: list[np.ndarray],
+        val_images: list[np.ndarray], workdir: str | Path,
+    ) -> None:
+        torch.manual_seed(settings.seed)
+        self.config, self.settings = config, settings
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.device = torch.device(settings.device)
+        self.model = WallocModel(config).to(self.device)
+        self.sampler = CropSampler(train_images, settings.crop, settings.seed)
+        self.val = [torch.from_numpy(v).float()[None] / 255 - 0.5 for v in val_images]
+        self.optimiser = torch.optim.Adam(self.model.parameters(), lr=settings.lr)
+        self.step, self.rate_weight = 0, settings.rate_weight
+        self.log = self.workdir / "log.jsonl"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.workdir / "checkpoint.pt"
+
+    def initialise_or_resume(self) -> None:
+        if self.checkpoint_path.exists():
+            state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+            self.model.load_state_dict(state["model"])
+            self.optimiser.load_state_dict(state["optimiser"])
+            self.step, self.rate_weight = state["step"], state["rate_weight"]
+            self.sampler.rng.bit_generator.state = state["sampler"]
+            torch.set_rng_state(state["torch_rng"])
+            return
+        batches = [self.sampler.batch(16) for _ in range(16)]
+        pca_initialise(self.model.cpu(), batches)
+        self.model.to(self.device)
+
+    def save_checkpoint(self) -> None:
+        state = {
+            "model": self.model.state_dict(), "optimiser": self.optimiser.state_dict(),
+            "step": self.step, "rate_weight": self.rate_weight,
+            "sampler": self.sampler.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+            "config": self.config.to_dict(),
+        }
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.checkpoint_path)  # atomic: a kill mid-save leaves the old one
+
+    def learning_rate(self) -> float:
+        s = self.settings
+        if self.step < s.warmup:
+            return s.lr * (self.step + 1) / s.warmup
+        progress = (self.step - s.warmup) / max(1, s.steps - s.warmup)
+        return s.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+    def train_step(self) -> Progress:
+        self.model.train()
+        x = self.sampler.batch(self.settings.batch).to(self.device)
+        for group in self.optimiser.param_groups:
+            group["lr"] = self.learning_rate()
+        out = self.model(x)
+        mse = torch.mean((out.reconstruction - x) ** 2)
+        bpp = out.bits / (x.shape[0] * math.prod(x.shape[2:]))
+        loss = mse + self.rate_weight * bpp
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimiser.step()
+        if self.settings.target_bpp is not None:
+            error = bpp.item() - self.settings.target_bpp
+            self.rate_weight *= math.exp(self.settings.rate_gain * error / self.settings.target_bpp)
+        self.step += 1
+        return Progress(self.step, loss.item(), _psnr(mse.item()), bpp.item(), self.rate_weight)
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Rounded latents on the held-out images: PSNR and rate-proxy bpp."""
+        self.model.eval()
+        mses, bpps = [], []
+        for x in self.val:
+            x = x.to(self.device)
+            out = self.model(x)
+            mses.append(torch.mean((out.reconstruction - x) ** 2).item())
+            bpps.append(out.bits.item() / math.prod(x.shape[2:]))
+        return {"val_psnr": float(np.mean([_psnr(m) for m in mses])), "val_bpp": float(np.mean(bpps))}
+
+    def run(self, report=print) -> None:
+        self.initialise_or_resume()
+        s, started, window = self.settings, time.perf_counter(), []
+        while self.step < s.steps:
+            window.append(self.train_step())
+            record: dict[str, float] = {}
+            if self.step % s.validate_every == 0 or self.step == s.steps:
+                record.update(self.validate())
+            if self.step % s.checkpoint_every == 0 or self.step == s.steps:
+                self.save_checkpoint()
+            if record or self.step % 50 == 0:
+                record.update(_summarise(window), step=self.step,
+                              seconds=round(time.perf_counter() - started, 1))
+                window = []
+                with self.log.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+                report(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                for k, v in record.items()))
+
+
+def _summarise(window: list[Progress]) -> dict[str, float]:
+    if not window:
+        return {}
+    return {
+        "loss": float(np.mean([p.loss for p in window])),
+        "train_psnr": float(np.mean([p.psnr for p in window])),
+        "train_bpp": float(np.mean([p.bpp for p in window])),
+        "rate_weight": window[-1].rate_weight,
+    }
+
+
+def _psnr(mse: float) -> float:
+    return 10 * math.log10(1 / max(mse, 1e-12))
