@@ -1,0 +1,38 @@
+"""walloc-io: WaLLoC (Wavelet Learned Lossy Compression) for data pipelines.
+
+>>> import walloc_io
+>>> "rgb-16x" in walloc_io.list_presets()
+True
+
+Heavy pieces load lazily: ``read_header`` and ``list_presets`` never import torch, and
+nothing here imports zarr, webdataset or dask.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .bitstream import Header, read_header
+from .errors import (BitstreamError, InputError, ModelMismatchError, PresetError,
+                     WallocError)
+from .presets import list_presets
+
+if TYPE_CHECKING:
+    from .codec import Codec, load_codec
+    from .config import CodecConfig
+
+__version__ = "0.1.0"
+__all__ = [
+    "BitstreamError", "Codec", "CodecConfig", "Header", "InputError", "ModelMismatchError",
+    "PresetError", "WallocError", "list_presets", "load_codec", "read_header",
+]
+
+_LAZY = {"Codec": "codec", "load_codec": "codec", "CodecConfig": "config"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,7 +31,7 @@ class TrainSettings:
     warmup: int = 200
     rate_weight: float = 2e-3
     target_bpp: float | None = None
-    rate_gain: float = 0.02
+    rate_gain: float = 0.005
     checkpoint_every: int = 250
     validate_every: int = 500
     seed: int = 0

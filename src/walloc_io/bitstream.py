@@ -1,0 +1,197 @@
+"""The ``.wlc`` container: a self-describing, checksummed WaLLoC stream. Imports no torch.
+
+Layout (little-endian)::
+
+    magic        4s   b"WLOC"
+    version      u8   FORMAT_VERSION
+    modality     u8   0 image (2D), 1 audio (1D)
+    entropy      u8   entropy model id (0 histogram, 1 predictive)
+    dtype        u8   index into DTYPES
+    fingerprint  16s  model fingerprint (weights + tables + config)
+    channels     u16  signal channels C
+    sample_rate  u32  Hz for audio, 0 when not applicable
+    shape        u32 x ndim   original signal size per axis
+    padding      u16 x ndim   samples added per axis (end side) before coding
+    latent_ch    u16  latent channels
+    latent_shape u32 x ndim
+    norm_kind    u8   0: fixed dtype range; 1: per-channel (offset f64, scale f64) x C
+    [norm]       f64 x 2C
+    payload_len  u32
+    payload      payload_len bytes (ANS words, uint32 little-endian)
+    crc32        u32  CRC-32 of every byte before it
+
+``read_header`` validates all of it without touching the payload's meaning; ``unpack``
+additionally requires that every byte was consumed.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import BitstreamError
+
+MAGIC = b"WLOC"
+FORMAT_VERSION = 1
+MODALITIES = ("image", "audio")
+ENTROPY_MODELS = ("histogram", "predictive")
+DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
+NORM_RANGE, NORM_AFFINE = 0, 1
+MAX_ELEMENTS = 1 << 34  # refuse absurd shapes from forged headers before allocating
+
+_FIXED = struct.Struct("<4sBBBB16sHI")
+
+
+@dataclass(frozen=True)
+class Header:
+    """Everything a stream says about itself (see the module docstring for the layout)."""
+
+    modality: str
+    entropy_model: str
+    dtype: str
+    fingerprint: str  # 32 hex digits
+    channels: int
+    shape: tuple[int, ...]  # signal axes only; the full array is (channels, *shape)
+    padding: tuple[int, ...]
+    latent_channels: int
+    latent_shape: tuple[int, ...]
+    normalisation: np.ndarray | None  # (C, 2) offset, scale; None for the dtype range
+    sample_rate: int = 0
+    version: int = FORMAT_VERSION
+
+    @property
+    def ndim(self) -> int:
+        return 1 if self.modality == "audio" else 2
+
+    @property
+    def array_shape(self) -> tuple[int, ...]:
+        return (self.channels, *self.shape)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Header):
+            return NotImplemented
+        a = {k: v for k, v in self.__dict__.items() if k != "normalisation"}
+        b = {k: v for k, v in other.__dict__.items() if k != "normalisation"}
+        na, nb = self.normalisation, other.normalisation
+        same_norm = (na is None and nb is None) or (
+            na is not None and nb is not None and np.array_equal(na, nb))
+        return a == b and same_norm
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def pack(header: Header, payload: bytes) -> bytes:
+    """Serialise ``header`` and ``payload`` into one stream ending in its CRC-32."""
+    fp = bytes.fromhex(header.fingerprint)
+    nd = header.ndim
+    parts = [
+        _FIXED.pack(MAGIC, header.version, MODALITIES.index(header.modality),
+                    ENTROPY_MODELS.index(header.entropy_model), DTYPES.index(header.dtype), fp,
+                    header.channels, header.sample_rate),
+        struct.pack(f"<{nd}I{nd}HH{nd}I", *header.shape, *header.padding,
+                    header.latent_channels, *header.latent_shape),
+    ]
+    if header.normalisation is None:
+        parts.append(struct.pack("<B", NORM_RANGE))
+    else:
+        norm = np.asarray(header.normalisation, dtype="<f8").reshape(header.channels, 2)
+        parts += [struct.pack("<B", NORM_AFFINE), norm.tobytes()]
+    parts += [struct.pack("<I", len(payload)), payload]
+    body = b"".join(parts)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def unpack(blob: bytes) -> tuple[Header, bytes]:
+    """Parse and verify a whole stream; returns its header and payload."""
+    header, payload, end = _parse(_as_bytes(blob))
+    if end != len(blob):
+        raise BitstreamError(f"{len(blob) - end} trailing bytes after the checksum")
+    return header, payload
+
+
+def read_header(blob: bytes) -> Header:
+    """The :class:`Header` of a ``.wlc`` stream, verified (checksum included), no torch needed.
+
+    Examples
+    --------
+    >>> import walloc_io
+    >>> walloc_io.read_header(b"not a stream")
+    Traceback (most recent call last):
+    ...
+    walloc_io.errors.BitstreamError: not a WaLLoC stream (bad magic b'not ')
+    """
+    return unpack(blob)[0]
+
+
+def _as_bytes(blob: bytes) -> bytes:
+    if isinstance(blob, (bytearray, memoryview)):
+        return bytes(blob)
+    if isinstance(blob, np.ndarray):
+        return blob.tobytes()
+    if not isinstance(blob, bytes):
+        raise BitstreamError(f"expected bytes, got {type(blob).__name__}")
+    return blob
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def take(self, fmt: str) -> tuple:
+        size = struct.calcsize(fmt)
+        if self.pos + size > len(self.data):
+            raise BitstreamError(f"stream truncated at byte {self.pos} (needs {size} more)")
+        values = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += size
+        return values
+
+
+def _parse(data: bytes) -> tuple[Header, bytes, int]:
+    if len(data) < 4 or data[:4] != MAGIC:
+        raise BitstreamError(f"not a WaLLoC stream (bad magic {data[:4]!r})")
+    r = _Reader(data)
+    _, version, modality, entropy, dtype, fp, channels, rate = r.take(_FIXED.format)
+    if version != FORMAT_VERSION:
+        raise BitstreamError(f"unsupported format version {version} (this reader: {FORMAT_VERSION})")
+    for name, value, options in (("modality", modality, MODALITIES),
+                                 ("entropy model", entropy, ENTROPY_MODELS),
+                                 ("dtype", dtype, DTYPES)):
+        if value >= len(options):
+            raise BitstreamError(f"unknown {name} code {value}")
+    nd = 1 if MODALITIES[modality] == "audio" else 2
+    fields = r.take(f"<{nd}I{nd}HH{nd}I")
+    shape, padding = tuple(fields[:nd]), tuple(fields[nd:2 * nd])
+    latent_channels, latent_shape = fields[2 * nd], tuple(fields[2 * nd + 1:])
+    (norm_kind,) = r.take("<B")
+    if norm_kind not in (NORM_RANGE, NORM_AFFINE):
+        raise BitstreamError(f"unknown normalisation kind {norm_kind}")
+    norm = None
+    if norm_kind == NORM_AFFINE:
+        norm = np.array(r.take(f"<{2 * channels}d"), dtype=np.float64).reshape(channels, 2)
+    (length,) = r.take("<I")
+    if r.pos + length + 4 > len(data):
+        raise BitstreamError(f"stream truncated: payload needs {length} bytes, "
+                             f"{max(0, len(data) - r.pos - 4)} present")
+    payload = data[r.pos : r.pos + length]
+    r.pos += length
+    (crc,) = r.take("<I")
+    if zlib.crc32(data[: r.pos - 4]) != crc:
+        raise BitstreamError("checksum mismatch: the stream is corrupt")
+    header = Header(MODALITIES[modality], ENTROPY_MODELS[entropy], DTYPES[dtype], fp.hex(),
+                    channels, shape, padding, latent_channels, latent_shape, norm, rate, version)
+    _check_fields(header)
+    return header, payload, r.pos
+
+
+def _check_fields(h: Header) -> None:
+    if h.channels < 1 or h.latent_channels < 1:
+        raise BitstreamError("stream declares zero channels")
+    if min(h.shape) < 1 or min(h.latent_shape) < 1:
+        raise BitstreamError(f"stream declares an empty signal {h.shape} / latents {h.latent_shape}")
+    if h.channels * int(np.prod(h.shape, dtype=np.int64)) > MAX_ELEMENTS:
+        raise BitstreamError(f"stream declares an implausibly large signal {h.array_shape}")
+    if h.normalisation is not None and not np.all(np.isfinite(h.normalisation)):
+        raise BitstreamError("stream normalisation is not finite")

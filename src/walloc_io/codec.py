@@ -1,0 +1,192 @@
+"""The :class:`Codec`: signals <-> ``.wlc`` streams, one batched tensor call per shape group."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import bitstream, entropy
+from .bitstream import Header
+from .config import CodecConfig
+from .entropy import EntropyTables
+from .errors import BitstreamError, InputError, ModelMismatchError
+from .model import WallocModel
+from .presets import resolve
+from .presets.directory import load_codec_dir
+from .signal import Prepared, prepare, restore
+
+
+def pick_device(device: str | torch.device | None) -> torch.device:
+    """``None``/``"auto"``: CUDA when present, else CPU. ``"cuda"`` without CUDA falls back."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        warnings.warn("CUDA requested but not available; using the CPU", RuntimeWarning,
+                      stacklevel=3)
+        return torch.device("cpu")
+    return device
+
+
+class Codec:
+    """A trained WaLLoC codec: ``encode`` signals to ``.wlc`` bytes, ``decode`` them back.
+
+    Obtain one with :func:`walloc_io.load_codec`. Signals are channel-first, ``(C, H, W)``
+    for image codecs and ``(C, T)`` for audio codecs, numpy or torch, in uint8, uint16,
+    int16, float32 or float64, of any size of at least ``2**levels`` per axis (padded, then
+    cropped on decode). Codecs pickle by reference (preset name or directory), so they can
+    be shipped to Dask and DataLoader workers, where they are loaded once per process.
+
+    Examples
+    --------
+    >>> import numpy as np, walloc_io
+    >>> codec = walloc_io.load_codec("rgb-16x", device="cpu")
+    >>> image = np.random.default_rng(0).integers(0, 256, (3, 64, 96), dtype=np.uint8)
+    >>> blob = codec.encode(image)
+    >>> codec.decode(blob).shape, codec.decode(blob).dtype
+    ((3, 64, 96), dtype('uint8'))
+    >>> codec.decode_latents(blob).shape
+    (12, 8, 12)
+    """
+
+    def __init__(
+        self, model: WallocModel, tables: EntropyTables, fingerprint: str,
+        device: str | torch.device | None = None, source: str | None = None,
+    ) -> None:
+        self.device = pick_device(device)
+        self.model = model.eval().to(self.device)
+        self.tables, self.fingerprint, self.source = tables, fingerprint, source
+        self._lock = threading.Lock()  # torch modules are not re-entrant across threads
+
+    @property
+    def config(self) -> CodecConfig:
+        return self.model.config
+
+    @property
+    def dimensionality_reduction(self) -> float:
+        return self.config.dimensionality_reduction
+
+    def __repr__(self) -> str:
+        return (f"Codec({self.config.name!r}, dr={self.dimensionality_reduction:g}, "
+                f"fingerprint={self.fingerprint[:12]}, device={self.device})")
+
+    def __reduce__(self):
+        if self.source is None:
+            raise TypeError("only codecs loaded from a preset or directory can be pickled")
+        return load_codec, (self.source, str(self.device))
+
+    # -- encoding ---------------------------------------------------------------------------
+    def encode(self, x, *, sample_rate: int = 0) -> bytes:
+        """One signal -> one ``.wlc`` stream."""
+        return self.encode_batch([x], sample_rate=sample_rate)[0]
+
+    def encode_batch(self, xs: Sequence, *, sample_rate: int = 0) -> list[bytes]:
+        """Many signals -> streams; same-size signals share one tensor call."""
+        cfg = self.config
+        prepared = [prepare(x, cfg.channels, cfg.signal_ndim, 2 ** cfg.levels) for x in xs]
+        latents = self._grouped(prepared, lambda p: p.data.shape, self._encode_stack)
+        return [self._pack(p, z, sample_rate) for p, z in zip(prepared, latents)]
+
+    def _encode_stack(self, items: list[Prepared]) -> list[np.ndarray]:
+        x = torch.from_numpy(np.stack([p.data for p in items])).to(self.device)
+        with self._lock, torch.inference_mode():
+            z = self.model.encode_latents(x).cpu().numpy()
+        return list(z)
+
+    def _pack(self, p: Prepared, latents: np.ndarray, sample_rate: int) -> bytes:
+        header = Header(self.config.modality, self.config.entropy_model, p.dtype,
+                        self.fingerprint, self.config.channels, p.shape, p.padding,
+                        latents.shape[0], latents.shape[1:], p.normalisation, sample_rate)
+        return bitstream.pack(header, entropy.encode(latents, self.tables))
+
+    # -- decoding ---------------------------------------------------------------------------
+    def read(self, blob: bytes) -> tuple[Header, np.ndarray]:
+        """Verify a stream against this codec and entropy-decode it (no network)."""
+        header, payload = bitstream.unpack(blob)
+        self._check(header)
+        return header, entropy.decode(payload, (header.latent_channels, *header.latent_shape),
+                                      self.tables)
+
+    def decode_latents(self, blob: bytes) -> np.ndarray:
+        """Integer latents ``(latent_channels, *latent_shape)`` without the decoder network."""
+        return self.read(blob)[1]
+
+    def decode(self, blob: bytes) -> np.ndarray:
+        """One stream -> the signal, in its original shape and dtype."""
+        return self.decode_batch([blob])[0]
+
+    def decode_batch(self, blobs: Sequence[bytes]) -> list[np.ndarray]:
+        """Many streams -> signals; same-size latents share one tensor call."""
+        read = [self.read(b) for b in blobs]
+        signals = self._grouped(read, lambda r: r[1].shape, self._decode_stack)
+        return [restore(s, h.dtype, h.shape, h.normalisation) for (h, _), s in zip(read, signals)]
+
+    def synthesise(self, latents) -> torch.Tensor:
+        """Batched decoder network: integer latents ``(N, L, ...)`` -> signals in [-1/2, 1/2]
+        on this codec's device (for loaders that batch latents from many workers)."""
+        z = torch.as_tensor(np.asarray(latents) if not torch.is_tensor(latents) else latents)
+        with self._lock, torch.inference_mode():
+            return self.model.decode_latents(z.to(self.device))
+
+    def _decode_stack(self, items: list[tuple[Header, np.ndarray]]) -> list[np.ndarray]:
+        y = self.synthesise(np.stack([z for _, z in items]))
+        return list(y.float().cpu().numpy())
+
+    @staticmethod
+    def _grouped(items: list, key, run) -> list:
+        """Apply ``run`` to groups of items sharing ``key``; results in the input order."""
+        groups: dict = defaultdict(list)
+        for i, item in enumerate(items):
+            groups[key(item)].append(i)
+        out: list = [None] * len(items)
+        for index in groups.values():
+            for i, result in zip(index, run([items[i] for i in index])):
+                out[i] = result
+        return out
+
+    def _check(self, h: Header) -> None:
+        cfg = self.config
+        if h.fingerprint != self.fingerprint:
+            raise ModelMismatchError(
+                f"stream was made by model {h.fingerprint[:12]}, not by this codec "
+                f"({cfg.name}, {self.fingerprint[:12]})")
+        f = 2 ** cfg.levels
+        expected = tuple((n + p) // f for n, p in zip(h.shape, h.padding))
+        if (h.modality != cfg.modality or h.channels != cfg.channels
+                or h.latent_channels != cfg.latent_channels or h.entropy_model != cfg.entropy_model
+                or any(p >= f or (n + p) % f for n, p in zip(h.shape, h.padding))
+                or h.latent_shape != expected):
+            raise BitstreamError(f"stream header is inconsistent with codec {cfg.name}: {h}")
+        if h.normalisation is None and h.dtype not in ("uint8", "int16"):
+            raise BitstreamError(f"stream of dtype {h.dtype} lacks its normalisation")
+
+
+_CACHE: dict[tuple[str, str], Codec] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def load_codec(name_or_path: str | Path, device: str | torch.device | None = None) -> Codec:
+    """Open a preset (see :func:`list_presets`) or a codec directory written by training.
+
+    Codecs are cached per process and device, so repeated calls (e.g. from a numcodecs
+    codec in every Dask task) load the weights once.
+    """
+    path = resolve(name_or_path)
+    dev = pick_device(device)
+    key = (str(path), str(dev))
+    with _CACHE_LOCK:
+        if key not in _CACHE:
+            model, tables, fp = load_codec_dir(path)
+            source = name_or_path if isinstance(name_or_path, str) and not Path(
+                name_or_path).exists() else str(path)
+            _CACHE[key] = Codec(model, tables, fp, dev, source=source)
+        return _CACHE[key]
+
+
+__all__ = ["Codec", "InputError", "load_codec"]

@@ -1,0 +1,30 @@
+"""Pretrained codecs shipped in the package: one directory per preset.
+
+A codec directory holds ``config.json``, ``weights-<fingerprint8>.npz``, ``tables.npz``
+and ``manifest.json`` (fingerprint, training summary). ``walloc train`` writes the same
+layout, so ``load_codec`` opens user codecs and presets alike.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import PresetError
+
+PRESET_DIR = Path(__file__).resolve().parent
+
+
+def list_presets() -> list[str]:
+    """Names of the presets shipped in this installation."""
+    return sorted(d.name for d in PRESET_DIR.iterdir() if (d / "config.json").is_file())
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """A preset name or a codec directory -> the codec directory."""
+    path = Path(name_or_path)
+    if (path / "config.json").is_file():
+        return path.resolve()
+    if isinstance(name_or_path, str) and (PRESET_DIR / name_or_path / "config.json").is_file():
+        return PRESET_DIR / name_or_path
+    raise PresetError(f"no preset or codec directory {str(name_or_path)!r}; "
+                      f"presets: {', '.join(list_presets()) or 'none installed'}")

@@ -1,0 +1,72 @@
+"""Read and write codec directories (config + weights + frozen tables), with fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import CodecConfig
+from ..entropy import EntropyTables
+from ..errors import PresetError
+from ..model import WallocModel
+
+INFERENCE_PREFIXES = ("encoder.", "decoder.")  # the rate proxy is for training only
+
+
+def inference_state(model: WallocModel) -> dict[str, np.ndarray]:
+    return {k: v.detach().cpu().float().numpy() for k, v in sorted(model.state_dict().items())
+            if k.startswith(INFERENCE_PREFIXES)}
+
+
+def fingerprint(config: CodecConfig, weights: dict[str, np.ndarray], tables: EntropyTables) -> str:
+    """32 hex digits of SHA-256 over config JSON, weights (name + float32 LE) and tables."""
+    h = hashlib.sha256(config.to_json().encode())
+    for name in sorted(weights):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(weights[name], dtype="<f4").tobytes())
+    h.update(tables.digest())
+    return h.hexdigest()[:32]
+
+
+def save_codec_dir(
+    model: WallocModel, tables: EntropyTables, out: str | Path, extra: dict | None = None
+) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = inference_state(model)
+    fp = fingerprint(model.config, weights, tables)
+    for old in out.glob("weights-*.npz"):
+        old.unlink()
+    np.savez(out / f"weights-{fp[:8]}.npz", **weights)
+    tables.save(out / "tables.npz")
+    (out / "config.json").write_text(json.dumps(model.config.to_dict(), indent=1) + "\n")
+    manifest = {"fingerprint": fp, "format": 1, **(extra or {})}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return out
+
+
+def load_codec_dir(path: Path) -> tuple[WallocModel, EntropyTables, str]:
+    """Model (eval mode, CPU), tables and verified fingerprint of a codec directory."""
+    try:
+        config = CodecConfig.from_json((path / "config.json").read_text())
+        files = list(path.glob("weights-*.npz"))
+        if len(files) != 1:
+            raise PresetError(f"{path} must hold exactly one weights-*.npz, found {len(files)}")
+        with np.load(files[0]) as z:
+            weights = {k: z[k] for k in z.files}
+        tables = EntropyTables.load(path / "tables.npz")
+    except (OSError, ValueError, KeyError) as exc:
+        raise PresetError(f"cannot read codec directory {path}: {exc}") from exc
+    fp = fingerprint(config, weights, tables)
+    if not files[0].name == f"weights-{fp[:8]}.npz":
+        raise PresetError(f"{files[0]} does not match its fingerprint {fp[:8]}: corrupt weights")
+    model = WallocModel(config)
+    missing = model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()},
+                                    strict=False).missing_keys
+    if [k for k in missing if k.startswith(INFERENCE_PREFIXES)]:
+        raise PresetError(f"{path} lacks weights: {missing}")
+    return model.eval(), tables, fp

@@ -1,0 +1,90 @@
+"""Validate a signal and map it to ``[-1/2, 1/2]`` (and back). Imports no torch.
+
+uint8 and int16 use their dtype's full range (nothing stored). uint16 and floats are
+normalised per channel to their own min..max, and those two numbers per channel travel in
+the header. NaN and Inf are rejected: a learned lossy codec has no faithful way to keep them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+
+RANGE_DTYPES = {"uint8": (0.0, 255.0), "int16": (-32768.0, 65535.0)}
+AFFINE_DTYPES = ("uint16", "float32", "float64")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    data: np.ndarray  # float32 (C, *padded) in [-1/2, 1/2]
+    dtype: str
+    shape: tuple[int, ...]  # signal axes before padding
+    padding: tuple[int, ...]
+    normalisation: np.ndarray | None  # (C, 2) offset, scale
+
+
+def as_numpy(x) -> np.ndarray:
+    if isinstance(x, np.ndarray):
+        return x
+    if type(x).__module__.startswith("torch"):
+        return x.detach().cpu().numpy()
+    raise InputError(f"expected a numpy array or torch tensor, got {type(x).__name__}")
+
+
+def prepare(x, channels: int, ndim: int, factor: int) -> Prepared:
+    """Check ``x`` (``(C, H, W)`` or ``(C, T)``), normalise it and pad to multiples of factor."""
+    x = as_numpy(x)
+    layout = "(C, H, W)" if ndim == 2 else "(C, T)"
+    if x.ndim != ndim + 1:
+        raise InputError(f"expected a {ndim + 1}-d array {layout}, got shape {x.shape}")
+    if x.size == 0:
+        raise InputError(f"empty signal of shape {x.shape}")
+    if x.shape[0] != channels:
+        raise InputError(f"codec expects {channels} channels, got {x.shape[0]} (shape {x.shape}; "
+                         f"channels come first: {layout})")
+    dtype = x.dtype.name
+    if dtype not in RANGE_DTYPES and dtype not in AFFINE_DTYPES:
+        raise InputError(f"unsupported dtype {dtype}; use one of "
+                         f"{sorted([*RANGE_DTYPES, *AFFINE_DTYPES])}")
+    if any(n < factor for n in x.shape[1:]):
+        raise InputError(f"signal axes {x.shape[1:]} too small: each needs >= {factor} samples")
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        raise InputError("signal contains NaN or Inf")
+    data, norm = _normalise(x, dtype)
+    padding = tuple(-n % factor for n in x.shape[1:])
+    if any(padding):
+        data = np.pad(data, [(0, 0)] + [(0, p) for p in padding], mode="symmetric")
+    return Prepared(np.ascontiguousarray(data, dtype=np.float32), dtype, x.shape[1:], padding, norm)
+
+
+def _normalise(x: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray | None]:
+    if dtype in RANGE_DTYPES:
+        low, span = RANGE_DTYPES[dtype]
+        return (x.astype(np.float32) - low) / span - 0.5, None
+    axes = tuple(range(1, x.ndim))
+    low = x.min(axis=axes).astype(np.float64)
+    span = x.max(axis=axes).astype(np.float64) - low
+    if not np.all(np.isfinite(span)):
+        raise InputError("signal range overflows float64")
+    span[span == 0] = 1.0
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    data = (x.astype(np.float64) - low.reshape(shape)) / span.reshape(shape) - 0.5
+    return data.astype(np.float32), np.stack([low, span], axis=1)
+
+
+def restore(y: np.ndarray, dtype: str, shape: tuple[int, ...], norm: np.ndarray | None) -> np.ndarray:
+    """Inverse of :func:`prepare` for a decoded ``(C, *padded)`` array in ``[-1/2, 1/2]``."""
+    y = y[(slice(None),) + tuple(slice(0, n) for n in shape)].astype(np.float64) + 0.5
+    if norm is None:
+        low, span = RANGE_DTYPES[dtype]
+    else:
+        bshape = (-1,) + (1,) * len(shape)
+        low, span = norm[:, 0].reshape(bshape), norm[:, 1].reshape(bshape)
+    v = y * span + low
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        v = np.clip(np.rint(v), info.min, info.max)
+    return v.astype(dtype)

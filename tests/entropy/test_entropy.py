@@ -1,0 +1,95 @@
+"""Frozen tables, prediction modes and the ANS stage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from walloc_io.entropy import EntropyTables, decode, encode, fit_tables, predict, quantise_counts
+from walloc_io.entropy.tables import code_length
+from walloc_io.errors import BitstreamError
+
+
+def random_walk(shape, seed=0, step=3):
+    rng = np.random.default_rng(seed)
+    return np.clip(np.cumsum(rng.integers(-step, step + 1, shape), axis=-1), -127, 127)
+
+
+def test_quantise_counts_sums_and_floor():
+    freq = quantise_counts(np.array([0, 5, 1000, 3, 0, 0, 17]))
+    assert freq.sum() == 1 << 16 and freq.min() >= 1 and freq.dtype == np.int32
+    assert freq.argmax() == 2
+    # No data: uniform, the spare unit going to the lowest symbol (integer, deterministic).
+    assert quantise_counts(np.zeros(5, int)).tolist() == [13108, 13107, 13107, 13107, 13107]
+
+
+def test_quantise_counts_rejects_oversized_alphabet():
+    with pytest.raises(ValueError, match="does not fit"):
+        quantise_counts(np.ones(1 << 16, int))
+
+
+@pytest.mark.parametrize("mode", [predict.RAW, predict.LEFT, predict.UP, predict.PLANAR])
+def test_prediction_modes_invert(mode):
+    x = random_walk((16, 24), seed=mode)
+    r = predict.residual(x, mode)
+    assert np.abs(r).max() <= predict.alphabet_radius(mode, 127)
+    np.testing.assert_array_equal(predict.reconstruct(r, mode), x)
+
+
+def test_fit_picks_prediction_where_it_pays():
+    walk = random_walk((50, 4, 16, 32))  # correlated along width
+    noise = np.random.default_rng(1).integers(-4, 5, (50, 2, 16, 32))
+    latents = list(np.concatenate([walk, noise], axis=1))
+    tables = fit_tables(latents, 127, predictive=True)
+    assert all(m in (predict.LEFT, predict.PLANAR) for m in tables.modes[:4])
+    assert tables.modes[4:] == (predict.RAW, predict.RAW)
+    assert fit_tables(latents, 127, predictive=False).modes == (predict.RAW,) * 6
+
+
+def test_round_trip_and_information_bound():
+    latents = list(random_walk((20, 3, 24, 40), seed=3))
+    tables = fit_tables(latents, 127, predictive=True)
+    for x in latents[:3]:
+        blob = encode(x, tables)
+        np.testing.assert_array_equal(decode(blob, x.shape, tables), x)
+        ideal = sum(code_length(np.bincount(predict.residual(x[c], tables.modes[c]).ravel()
+                                            + tables.radius(c), minlength=tables.frequencies[c].size),
+                                tables.frequencies[c]) for c in range(3))
+        assert ideal <= 8 * len(blob) <= ideal * 1.01 + 64  # ANS overhead: one or two words
+
+
+def test_exact_words_for_fixed_input():
+    """Pins the entropy format: these words must never change for this input and table."""
+    tables = EntropyTables(3, (predict.RAW, predict.LEFT),
+                           (quantise_counts(np.array([1, 2, 8, 20, 8, 2, 1])),
+                            quantise_counts(np.array([1, 1, 2, 4, 8, 30, 8, 4, 2, 1, 1, 1, 1]))))
+    x = np.array([[[0, 1, -1, 0], [2, 0, 0, -3]], [[0, 1, 2, 2], [1, 1, 0, -1]]], dtype=np.int32)
+    blob = encode(x, tables)
+    assert np.frombuffer(blob, "<u4").tolist() == EXACT_WORDS
+    np.testing.assert_array_equal(decode(blob, x.shape, tables), x)
+
+
+EXACT_WORDS = [2724762490, 2298650649]
+
+
+def test_corrupt_payloads_raise():
+    latents = list(random_walk((4, 2, 8, 8)))
+    tables = fit_tables(latents, 127, predictive=True)
+    blob = encode(latents[0], tables)
+    with pytest.raises(BitstreamError, match="whole number of words"):
+        decode(blob[:-1], (2, 8, 8), tables)
+    with pytest.raises(BitstreamError):
+        decode(blob + b"\x01\x00\x00\x00", (2, 8, 8), tables)
+    with pytest.raises(BitstreamError, match="latent channels"):
+        decode(blob, (3, 8, 8), tables)
+
+
+def test_tables_save_load_and_pickle(tmp_path):
+    import pickle
+
+    tables = fit_tables(list(random_walk((4, 2, 8, 8))), 127, predictive=True)
+    tables.model(0)  # populate the constriction cache, which must not be pickled
+    tables.save(tmp_path / "t.npz")
+    loaded = EntropyTables.load(tmp_path / "t.npz")
+    assert loaded.digest() == tables.digest()
+    assert pickle.loads(pickle.dumps(tables)).digest() == tables.digest()
