@@ -25,7 +25,7 @@ PRESETS = {
     "rgb-16x": (
         CodecConfig(name="rgb-16x", modality="image", channels=3, levels=3, latent_channels=12,
                     decoder_channels=96, decoder_blocks=4),
-        TrainSettings(steps=6000, batch=8, crop=256, lr=5e-4, target_bpp=0.65),
+        TrainSettings(steps=4000, batch=8, crop=256, lr=5e-4, target_bpp=0.65),
     ),
 }
 

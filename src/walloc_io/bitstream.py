@@ -26,6 +26,7 @@ additionally requires that every byte was consumed.
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from dataclasses import dataclass
@@ -191,7 +192,7 @@ def _check_fields(h: Header) -> None:
         raise BitstreamError("stream declares zero channels")
     if min(h.shape) < 1 or min(h.latent_shape) < 1:
         raise BitstreamError(f"stream declares an empty signal {h.shape} / latents {h.latent_shape}")
-    if h.channels * int(np.prod(h.shape, dtype=np.int64)) > MAX_ELEMENTS:
+    if h.channels * math.prod(h.shape) > MAX_ELEMENTS:  # Python ints: no overflow
         raise BitstreamError(f"stream declares an implausibly large signal {h.array_shape}")
     if h.normalisation is not None and not np.all(np.isfinite(h.normalisation)):
         raise BitstreamError("stream normalisation is not finite")

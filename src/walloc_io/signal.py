@@ -69,9 +69,9 @@ def _normalise(x: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray | None
     span = x.max(axis=axes).astype(np.float64) - low
     if not np.all(np.isfinite(span)):
         raise InputError("signal range overflows float64")
-    span[span == 0] = 1.0
     shape = (-1,) + (1,) * (x.ndim - 1)
-    data = (x.astype(np.float64) - low.reshape(shape)) / span.reshape(shape) - 0.5
+    safe = np.where(span == 0, 1.0, span)  # a constant channel is stored exactly: span 0
+    data = (x.astype(np.float64) - low.reshape(shape)) / safe.reshape(shape) - 0.5
     return data.astype(np.float32), np.stack([low, span], axis=1)
 
 

@@ -1,8 +1,11 @@
-"""ANS coding of integer latents with constriction, one frozen table per channel.
+"""ANS coding of integer latents with constriction and frozen, context-selected tables.
 
-Channels are pushed in reverse so that decoding pops channel 0 first. The decoder checks
-that every compressed word was consumed and that every latent is in range, so a damaged
-payload is reported, not decoded into a plausible-looking wrong signal.
+Per stream, the encoder picks each channel's prediction mode (the cheapest under the frozen
+tables) and sends the choices first, as uniform symbols. Channels follow in the tables'
+order and, within a channel, symbols are grouped by context (row-major inside a group), so
+each group is one vectorised constriction call. ANS is a stack: everything is pushed in
+reverse so decoding pops in order. The decoder checks that every word was consumed and every
+latent is in range, so a damaged payload is reported, not decoded into a wrong signal.
 """
 
 from __future__ import annotations
@@ -11,17 +14,48 @@ import numpy as np
 
 from ..errors import BitstreamError
 from . import predict
+from .context import Contexts, bins
 from .tables import EntropyTables
+
+
+def _groups(tables: EntropyTables, c: int, energy: np.ndarray) -> list[np.ndarray]:
+    """Flat indices of channel ``c``'s symbols in each context (empty groups included)."""
+    k = bins(energy, tables.thresholds[c]).ravel()
+    order = np.argsort(k, kind="stable")
+    edges = np.searchsorted(k[order], np.arange(len(tables.thresholds[c]) + 2))
+    return [order[edges[i]:edges[i + 1]] for i in range(len(edges) - 1)]
+
+
+def _mode_model(tables: EntropyTables):
+    import constriction
+
+    return constriction.stream.model.Categorical(np.full(tables.modes, 1.0 / tables.modes),
+                                                 perfect=False)
 
 
 def encode(latents: np.ndarray, tables: EntropyTables) -> bytes:
     """``(C, *signal)`` integer latents -> little-endian uint32 words as bytes."""
     import constriction
 
+    state, pushes, modes = Contexts(latents.shape[1:]), [], []
+    for c in tables.order:
+        groups = _groups(tables, c, state.energy())
+        best = None
+        for m in range(tables.modes):
+            flat = predict.residual(latents[c], m).ravel() + tables.radius(m)
+            bits = sum(float(tables.cost(c, m, k)[flat[idx]].sum()) for k, idx in enumerate(groups))
+            if best is None or bits < best[0]:
+                best = (bits, m, flat)
+        _, m, flat = best
+        modes.append(m)
+        pushes += [(flat[idx].astype(np.int32), tables.model(c, m, k))
+                   for k, idx in enumerate(groups) if idx.size]
+        state.add((flat - tables.radius(m)).reshape(latents.shape[1:]))
     coder = constriction.stream.stack.AnsCoder()
-    for c in reversed(range(latents.shape[0])):
-        r = predict.residual(latents[c], tables.modes[c])
-        coder.encode_reverse((r.ravel() + tables.radius(c)).astype(np.int32), tables.model(c))
+    for symbols, model in reversed(pushes):
+        coder.encode_reverse(symbols, model)
+    if tables.modes > 1:
+        coder.encode_reverse(np.array(modes, dtype=np.int32), _mode_model(tables))
     return coder.get_compressed().astype("<u4").tobytes()
 
 
@@ -31,21 +65,29 @@ def decode(payload: bytes, shape: tuple[int, ...], tables: EntropyTables) -> np.
 
     if len(payload) % 4:
         raise BitstreamError(f"payload of {len(payload)} bytes is not a whole number of words")
-    if shape[0] != len(tables.modes):
-        raise BitstreamError(f"stream has {shape[0]} latent channels, model has {len(tables.modes)}")
+    if shape[0] != tables.channels:
+        raise BitstreamError(f"stream has {shape[0]} latent channels, model has {tables.channels}")
     words = np.frombuffer(payload, dtype="<u4").astype(np.uint32)
     try:
         coder = constriction.stream.stack.AnsCoder(words)
     except ValueError as exc:
         raise BitstreamError(f"corrupt entropy-coded payload: {exc}") from None
+    modes = [0] * tables.channels
+    if tables.modes > 1:
+        modes = coder.decode(_mode_model(tables), tables.channels).tolist()
     out = np.empty(shape, dtype=np.int32)
-    count = int(np.prod(shape[1:]))
-    for c in range(shape[0]):
-        symbols = coder.decode(tables.model(c), count).astype(np.int32) - tables.radius(c)
-        x = predict.reconstruct(symbols.reshape(shape[1:]), tables.modes[c])
+    state = Contexts(shape[1:])
+    for c, m in zip(tables.order, modes):
+        flat = np.empty(int(np.prod(shape[1:])), dtype=np.int64)
+        for k, idx in enumerate(_groups(tables, c, state.energy())):
+            if idx.size:
+                flat[idx] = coder.decode(tables.model(c, m, k), idx.size)
+        r = (flat - tables.radius(m)).reshape(shape[1:])
+        x = predict.reconstruct(r, m)
         if np.abs(x).max(initial=0) > tables.max_symbol:
             raise BitstreamError(f"latent channel {c} decodes out of range: corrupt payload")
         out[c] = x
+        state.add(r)
     if not coder.is_empty():
         raise BitstreamError("payload has undecoded words left: corrupt or wrong shape")
     return out

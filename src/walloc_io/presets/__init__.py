@@ -19,6 +19,17 @@ def list_presets() -> list[str]:
     return sorted(d.name for d in PRESET_DIR.iterdir() if (d / "config.json").is_file())
 
 
+def find_by_fingerprint(fingerprint: str) -> str | None:
+    """The preset whose manifest records ``fingerprint`` (reads JSON only, loads no weights)."""
+    import json
+
+    for name in list_presets():
+        manifest = PRESET_DIR / name / "manifest.json"
+        if manifest.is_file() and json.loads(manifest.read_text()).get("fingerprint") == fingerprint:
+            return name
+    return None
+
+
 def resolve(name_or_path: str | Path) -> Path:
     """A preset name or a codec directory -> the codec directory."""
     path = Path(name_or_path)

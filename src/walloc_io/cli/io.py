@@ -1,0 +1,93 @@
+"""Read and write signals by file extension: images, .npy arrays, audio.
+
+Images come out channel-first ``(C, H, W)``; audio ``(C, T)`` with its sample rate.
+Pillow, tifffile and soundfile are imported only when a file of theirs is touched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import InputError
+
+PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+TIFF_SUFFIXES = (".tif", ".tiff")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+class Signal(NamedTuple):
+    data: np.ndarray
+    sample_rate: int = 0
+
+
+def read_signal(path: str | Path) -> Signal:
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            return Signal(np.load(path, allow_pickle=False))
+        if suffix in TIFF_SUFFIXES:
+            import tifffile
+
+            return Signal(_channels_first(tifffile.imread(path)))
+        if suffix in PIL_SUFFIXES:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                return Signal(_channels_first(np.asarray(im)))
+        if suffix in AUDIO_SUFFIXES:
+            import soundfile
+
+            info = soundfile.info(str(path))
+            dtype = "int16" if info.subtype == "PCM_16" else "float32"
+            data, rate = soundfile.read(str(path), dtype=dtype, always_2d=True)
+            return Signal(np.ascontiguousarray(data.T), int(rate))
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc
+    raise InputError(f"unsupported file type {suffix!r} for {path}")
+
+
+def _channels_first(a: np.ndarray) -> np.ndarray:
+    """(H, W) -> (1, H, W); (H, W, C) with small C -> (C, H, W)."""
+    if a.ndim == 2:
+        return a[None]
+    if a.ndim == 3 and a.shape[-1] <= 16 and a.shape[0] > 16:
+        return np.ascontiguousarray(a.transpose(2, 0, 1))
+    return a
+
+
+def write_signal(path: str | Path, data: np.ndarray, sample_rate: int = 0) -> None:
+    """Write ``data`` (channel-first) in the format of ``path``'s extension, atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    tmp = path.with_name(f".{path.name}.partial")
+    if suffix == ".npy":
+        with open(tmp, "wb") as f:
+            np.save(f, data)
+    elif suffix in TIFF_SUFFIXES:
+        import tifffile
+
+        tifffile.imwrite(tmp, data.transpose(1, 2, 0) if data.shape[0] in (3, 4) else data)
+    elif suffix in PIL_SUFFIXES:
+        from PIL import Image
+
+        if data.shape[0] not in (1, 3, 4) or data.dtype != np.uint8:
+            raise InputError(f"{suffix} holds 1, 3 or 4 uint8 channels; use .tif or .npy")
+        img = data[0] if data.shape[0] == 1 else data.transpose(1, 2, 0)
+        Image.fromarray(np.ascontiguousarray(img)).save(tmp, format=_pil_format(suffix))
+    elif suffix in AUDIO_SUFFIXES:
+        import soundfile
+
+        if not sample_rate:
+            raise InputError("the stream records no sample rate; write .npy instead")
+        soundfile.write(str(tmp), data.T, sample_rate, format=suffix[1:].upper())
+    else:
+        raise InputError(f"unsupported output type {suffix!r}")
+    tmp.replace(path)
+
+
+def _pil_format(suffix: str) -> str:
+    return {".jpg": "JPEG", ".jpeg": "JPEG"}.get(suffix, suffix[1:].upper())

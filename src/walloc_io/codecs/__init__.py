@@ -1,0 +1,1 @@
+"""Storage faces: numcodecs and Zarr v3 codecs (see issue: storage)."""

@@ -1,0 +1,1 @@
+"""Loader and Dask faces (see issues: storage, streaming)."""
