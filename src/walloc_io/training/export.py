@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -12,20 +13,20 @@ from ..entropy import fit_tables
 from ..model import WallocModel
 from ..presets.directory import save_codec_dir
 
-TILE = 512  # latents of large images are computed tile by tile to bound memory
+TILE = {1: 1 << 16, 2: 512}  # latents of large signals are computed tile by tile
 
 
 @torch.no_grad()
-def training_latents(model: WallocModel, images: list[np.ndarray]) -> list[np.ndarray]:
-    """Integer latents of every training image (uint8 ``(C, H, W)``), cut to whole tiles."""
+def training_latents(model: WallocModel, signals: list[np.ndarray]) -> list[np.ndarray]:
+    """Integer latents of every training signal (uint8 ``(C, *axes)``), in whole tiles."""
     f, out = model.transform.factor, []
-    for im in images:
-        x = torch.from_numpy(im).float() / 255 - 0.5
-        h, w = (im.shape[1] // f) * f, (im.shape[2] // f) * f
-        for top in range(0, h, TILE):
-            for left in range(0, w, TILE):
-                tile = x[:, top : min(top + TILE, h), left : min(left + TILE, w)]
-                out.append(model.encode_latents(tile[None])[0].numpy())
+    for signal in signals:
+        x = torch.from_numpy(signal).float() / 255 - 0.5
+        sizes = [(n // f) * f for n in signal.shape[1:]]
+        tile = TILE[len(sizes)]
+        for starts in itertools.product(*(range(0, n, tile) for n in sizes)):
+            index = tuple(slice(s, min(s + tile, n)) for s, n in zip(starts, sizes))
+            out.append(model.encode_latents(x[(slice(None), *index)][None])[0].numpy())
     return out
 
 

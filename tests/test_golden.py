@@ -1,0 +1,77 @@
+"""Golden streams made once with the shipped rgb-16x preset and decoded forever after.
+
+They pin the container and entropy format: if a change makes these fail, the format moved.
+Regenerate (only on purpose, e.g. after retraining the preset) with
+
+    WALLOC_REGENERATE_GOLDEN=1 python -m pytest tests/test_golden.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import walloc_io
+from walloc_io.cli.io import read_signal
+
+GOLDEN = Path(__file__).parent / "golden"
+REGENERATE = os.environ.get("WALLOC_REGENERATE_GOLDEN") == "1"
+
+
+def inputs() -> dict[str, np.ndarray]:
+    image = read_signal(files("walloc_io").joinpath("samples", "kleiber.png")).data
+    crop = np.ascontiguousarray(image[:, 100:164, 200:296])
+    odd = np.ascontiguousarray(image[:, 10:47, 20:73]).astype(np.float32) / 255 * 4 - 2
+    u16 = (np.ascontiguousarray(image[:, 200:240, 0:56]).astype(np.uint16) * 257)
+    return {"uint8_64x96": crop, "float32_37x53": odd, "uint16_40x56": u16}
+
+
+def regenerate(codec) -> None:
+    GOLDEN.mkdir(exist_ok=True)
+    for name, x in inputs().items():
+        blob = codec.encode(x)
+        (GOLDEN / f"{name}.wlc").write_bytes(blob)
+        np.savez_compressed(GOLDEN / f"{name}.npz", latents=codec.decode_latents(blob),
+                            decoded=codec.decode(blob))
+        header = walloc_io.read_header(blob)
+        (GOLDEN / f"{name}.json").write_text(json.dumps(
+            {"shape": list(header.array_shape), "dtype": header.dtype, "bytes": len(blob),
+             "fingerprint": header.fingerprint, "padding": list(header.padding)}, indent=1))
+
+
+@pytest.fixture(scope="module")
+def codec():
+    codec = walloc_io.load_codec("rgb-16x", device="cpu")
+    if REGENERATE:
+        regenerate(codec)
+    return codec
+
+
+@pytest.mark.parametrize("name", sorted(inputs()))
+def test_golden_stream_decodes(codec, name):
+    blob = (GOLDEN / f"{name}.wlc").read_bytes()
+    meta = json.loads((GOLDEN / f"{name}.json").read_text())
+    expected = np.load(GOLDEN / f"{name}.npz")
+    header = walloc_io.read_header(blob)
+    assert [*header.array_shape] == meta["shape"] and header.dtype == meta["dtype"]
+    assert header.fingerprint == meta["fingerprint"] == codec.fingerprint
+    np.testing.assert_array_equal(codec.decode_latents(blob), expected["latents"])
+    decoded = codec.decode(blob)
+    assert decoded.dtype == expected["decoded"].dtype and decoded.shape == tuple(meta["shape"])
+    tolerance = {"uint8": 1, "uint16": 257, "float32": 4 / 255}[meta["dtype"]]
+    assert np.abs(decoded.astype(np.float64) - expected["decoded"]).max() <= tolerance
+
+
+def test_golden_inputs_still_reconstruct_well(codec):
+    """The fixtures are real content: their decoded PSNR is in a sane band."""
+    from walloc_io.metrics import psnr
+
+    for name, x in inputs().items():
+        decoded = np.load(GOLDEN / f"{name}.npz")["decoded"]
+        peak = 4.0 if x.dtype == np.float32 else None
+        assert 24 < psnr(x, decoded, peak) < 45, name
