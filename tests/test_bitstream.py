@@ -79,6 +79,7 @@ def test_forged_fields_with_valid_crc_are_rejected():
     for name, mutate in cases.items():
         with pytest.raises(BitstreamError):
             unpack(forge(mutate))
+            pytest.fail(f"forged {name} accepted")
 
 
 def test_read_header_does_not_import_torch(tmp_path):

@@ -13,7 +13,7 @@ from walloc_io.cli import main
 from walloc_io.cli.io import read_signal, write_signal
 from walloc_io.config import CodecConfig
 
-from .conftest import build_codec_dir, smooth_images
+from .conftest import build_codec_dir
 
 
 def run(*argv: str) -> int:

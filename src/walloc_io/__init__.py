@@ -13,8 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .bitstream import Header, read_header
-from .errors import (BitstreamError, InputError, ModelMismatchError, PresetError,
-                     WallocError)
+from .errors import BitstreamError, InputError, ModelMismatchError, PresetError, WallocError
 from .presets import list_presets
 
 if TYPE_CHECKING:

@@ -32,6 +32,7 @@ class TrainSettings:
     rate_weight: float = 2e-3
     target_bpp: float | None = None
     rate_gain: float = 0.005
+    reset_rate_weight: bool = False  # on resume, use rate_weight instead of the checkpoint's
     checkpoint_every: int = 250
     validate_every: int = 500
     seed: int = 0
@@ -76,6 +77,8 @@ class Trainer:
             self.model.load_state_dict(state["model"])
             self.optimiser.load_state_dict(state["optimiser"])
             self.step, self.rate_weight = state["step"], state["rate_weight"]
+            if self.settings.reset_rate_weight:
+                self.rate_weight = self.settings.rate_weight
             self.sampler.rng.bit_generator.state = state["sampler"]
             torch.set_rng_state(state["torch_rng"])
             return

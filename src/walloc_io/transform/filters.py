@@ -10,7 +10,7 @@ single-channel ones, roughly twice as fast on CPU).
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -83,7 +83,7 @@ def packet_synthesis(y: np.ndarray, levels: int) -> np.ndarray:
     return y[..., 0, :]
 
 
-@lru_cache(maxsize=None)
+@cache
 def stage_kernels(levels: int) -> tuple[np.ndarray, int, np.ndarray, int]:
     """Block-circulant form of a ``levels``-deep packet stage along one axis.
 
