@@ -73,6 +73,15 @@ def test_wav_round_trip_keeps_sample_rate(tmp_path, audio_codec):
     assert rate == 16000 and data.shape == (3000, 2)
 
 
+def test_small_images_read_channel_first(tmp_path):
+    rgb = np.arange(16 * 12 * 3, dtype=np.uint8).reshape(3, 16, 12)
+    write_signal(tmp_path / "s.png", rgb)
+    np.testing.assert_array_equal(read_signal(tmp_path / "s.png").data, rgb)
+    bands = np.arange(6 * 40 * 32, dtype=np.uint16).reshape(6, 40, 32)
+    write_signal(tmp_path / "b.tif", bands)
+    np.testing.assert_array_equal(read_signal(tmp_path / "b.tif").data, bands)
+
+
 def test_errors_exit_2_with_reason(tmp_path, capsys):
     (tmp_path / "bad.wlc").write_bytes(b"WLOC garbage")
     assert run("info", str(tmp_path / "bad.wlc")) == 2

@@ -32,12 +32,12 @@ def read_signal(path: str | Path) -> Signal:
         if suffix in TIFF_SUFFIXES:
             import tifffile
 
-            return Signal(_channels_first(tifffile.imread(path)))
+            return Signal(_channels_first(tifffile.imread(path), channel_last=None))
         if suffix in PIL_SUFFIXES:
             from PIL import Image
 
             with Image.open(path) as im:
-                return Signal(_channels_first(np.asarray(im)))
+                return Signal(_channels_first(np.asarray(im), channel_last=True))
         if suffix in AUDIO_SUFFIXES:
             import soundfile
 
@@ -50,11 +50,17 @@ def read_signal(path: str | Path) -> Signal:
     raise InputError(f"unsupported file type {suffix!r} for {path}")
 
 
-def _channels_first(a: np.ndarray) -> np.ndarray:
-    """(H, W) -> (1, H, W); (H, W, C) with small C -> (C, H, W)."""
+def _channels_first(a: np.ndarray, channel_last: bool | None) -> np.ndarray:
+    """(H, W) -> (1, H, W); (H, W, C) -> (C, H, W).
+
+    Pillow is always channel-last; TIFF may be either (``channel_last=None``: guessed from
+    which end holds the smaller, band-like axis).
+    """
     if a.ndim == 2:
         return a[None]
-    if a.ndim == 3 and a.shape[-1] <= 16 and a.shape[0] > 16:
+    if channel_last is None:
+        channel_last = a.ndim == 3 and a.shape[-1] < a.shape[0] and a.shape[-1] <= 16
+    if a.ndim == 3 and channel_last:
         return np.ascontiguousarray(a.transpose(2, 0, 1))
     return a
 

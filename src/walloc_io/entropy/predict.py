@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 
 RAW, LEFT, UP, PLANAR = 0, 1, 2, 3
-MODE_NAMES = ("raw", "left", "up", "planar")
 
 
 def modes_for(ndim: int, predictive: bool) -> tuple[int, ...]:
