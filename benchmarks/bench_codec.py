@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> dict:
             "jpeg_bpp": 8 * len(jpeg) / pixels, "jpeg_psnr": psnr(image, jpeg_img.transpose(2, 0, 1)),
             "webp_bpp": 8 * len(webp) / pixels, "webp_psnr": psnr(image, webp_img.transpose(2, 0, 1)),
             "payload_bytes": len(blob), "latent_webp_bytes": latents_as_webp(latents),
+            "latent_symbols": int(latents.size),
             "ms_per_mp": {k: 1e3 * v / mp for k, v in {
                 "walloc_encode": t_enc, "walloc_decode_latents": t_lat,
                 "walloc_decode_signal": t_dec, "jpeg_encode": t_jenc, "jpeg_decode": t_jdec,
@@ -141,6 +142,8 @@ def report(result: dict) -> str:
                      f"{r['webp_bpp']:.2f} / {r['webp_psnr']:.2f} | {r['payload_bytes']} | "
                      f"{r['latent_webp_bytes']} |")
     entropy_ratio = sum(r["payload_bytes"] for r in rows) / sum(r["latent_webp_bytes"] for r in rows)
+    symbols_per_second = sum(r["latent_symbols"] for r in rows) / sum(
+        r["ms_per_mp"]["walloc_decode_latents"] * r["megapixels"] / 1e3 for r in rows)
     lines += ["", f"mean: WaLLoC {mean('walloc_bpp'):.3f} bpp, {mean('walloc_psnr'):.2f} dB; "
               f"bicubic /4 {mean('bicubic_psnr'):.2f} dB; WaLLoC - bicubic = "
               f"{mean('walloc_psnr') - mean('bicubic_psnr'):+.2f} dB",
@@ -156,7 +159,8 @@ def report(result: dict) -> str:
               f"ratio decode-to-latents / JPEG decode = "
               f"{speed('walloc_decode_latents') / speed('jpeg_decode'):.2f} (target <= 2)",
               f"ratio decode-to-signal / JPEG decode = "
-              f"{speed('walloc_decode_signal') / speed('jpeg_decode'):.2f}"]
+              f"{speed('walloc_decode_signal') / speed('jpeg_decode'):.2f}",
+              f"entropy decoding rate: {symbols_per_second / 1e6:.1f} M latent symbols/s"]
     return "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ import pytest
 from walloc_io.entropy import EntropyTables, decode, encode, fit_tables, predict, quantise_counts
 from walloc_io.entropy.coder import _groups
 from walloc_io.entropy.context import Contexts, local_energy
-from walloc_io.entropy.tables import code_length
+from walloc_io.entropy.tables import ESCAPE, join_escapes, split_escapes
 from walloc_io.errors import BitstreamError
 
 
@@ -49,6 +49,27 @@ def test_predictive_beats_histogram_on_correlated_latents():
     assert all(p < 0.8 * h for p, h in sizes)
 
 
+@pytest.mark.parametrize("radius", [3, ESCAPE, ESCAPE + 1, 508])
+def test_escape_split_inverts(radius):
+    values = np.arange(-radius, radius + 1)
+    core, tail = split_escapes(values, radius)
+    escaped = np.abs(values) > min(ESCAPE, radius)
+    assert core.max() < (2 * radius + 1 if radius <= ESCAPE else 2 * ESCAPE + 3) and core.min() == 0
+    assert tail.size == escaped.sum() and (tail.size == 0 or tail.max() == radius - ESCAPE - 1)
+    np.testing.assert_array_equal(join_escapes(core.copy(), tail, radius), values)
+
+
+def test_extreme_latents_round_trip_through_escapes():
+    """Full-scale values in every mode: many escapes, largest tails, both signs."""
+    rng = np.random.default_rng(5)
+    latents = [rng.choice([-127, -40, -16, -15, 0, 15, 16, 90, 127], (4, 12, 10)) for _ in range(6)]
+    latents += list(random_walk((6, 4, 12, 10), seed=7, step=40))
+    tables = fit_tables(latents, 127, predictive=True)
+    assert all(t.size for per_c in tables.tails for t in per_c)
+    for x in latents[::3]:
+        np.testing.assert_array_equal(decode(encode(x, tables), x.shape, tables), x)
+
+
 def test_round_trip_and_information_bound():
     latents = list(random_walk((20, 3, 24, 40), seed=3))
     tables = fit_tables(latents, 127, predictive=True)
@@ -64,13 +85,12 @@ def ideal_bits(x, tables):
     mode per channel and 2 bits per channel to send it."""
     state, bits = Contexts(x.shape[1:]), 2.0 * tables.channels
     for c in tables.order:
-        groups = _groups(tables, c, state.energy())
+        k, _ = _groups(tables, c, state.energy())
         costs = []
         for m in range(tables.modes):
             flat = predict.residual(x[c], m).ravel() + tables.radius(m)
-            costs.append((sum(code_length(np.bincount(flat[idx], minlength=tables.frequencies[c][m][k].size),
-                                          tables.frequencies[c][m][k])
-                              for k, idx in enumerate(groups)), m))
+            costs.append((float(sum(tables.cost(c, m, j)[flat[k == j]].sum()
+                                    for j in range(len(tables.thresholds[c]) + 1))), m))
         cost, m = min(costs)
         bits += cost
         state.add(predict.residual(x[c], m))
@@ -92,6 +112,17 @@ def test_exact_words_for_fixed_input():
 
 
 EXACT_WORDS = [2824537163, 20659876]
+
+
+def test_exact_words_with_escapes():
+    """Pins the escape path: core symbols first, then the channel's tails."""
+    core = quantise_counts(np.r_[3, np.exp(-np.abs(np.arange(-15, 16)) / 4) * 100, 3].astype(int))
+    tables = EntropyTables(20, (((core,),),), tails=((quantise_counts(np.array([5, 4, 3, 2, 1])),),))
+    tables.validate()
+    x = np.array([[[0, 3, -16, 20], [-20, 15, 17, -1]]], dtype=np.int32)
+    blob = encode(x, tables)
+    assert np.frombuffer(blob, "<u4").tolist() == [754993673, 3817477631, 458254]
+    np.testing.assert_array_equal(decode(blob, x.shape, tables), x)
 
 
 def test_contexts_follow_local_energy_of_decoded_channels():

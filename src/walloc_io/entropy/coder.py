@@ -14,16 +14,17 @@ import numpy as np
 
 from ..errors import BitstreamError
 from . import predict
-from .context import Contexts, bins
-from .tables import EntropyTables
+from .context import Contexts
+from .tables import EntropyTables, core_radius, join_escapes, split_escapes
 
 
-def _groups(tables: EntropyTables, c: int, energy: np.ndarray) -> list[np.ndarray]:
-    """Flat indices of channel ``c``'s symbols in each context (empty groups included)."""
-    k = bins(energy, tables.thresholds[c]).ravel()
-    order = np.argsort(k, kind="stable")
-    edges = np.searchsorted(k[order], np.arange(len(tables.thresholds[c]) + 2))
-    return [order[edges[i]:edges[i + 1]] for i in range(len(edges) - 1)]
+def _groups(tables: EntropyTables, c: int, energy: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Context of each of channel ``c``'s symbols, and the flat indices in each context."""
+    lut = tables.lookup(c)
+    k = lut[np.minimum(energy, len(lut) - 1)].ravel()
+    order = np.argsort(k, kind="stable")  # radix sort on uint8
+    edges = np.concatenate([[0], np.cumsum(np.bincount(k, minlength=len(tables.thresholds[c]) + 1))])
+    return k, [order[edges[i]:edges[i + 1]] for i in range(len(edges) - 1)]
 
 
 def _mode_model(tables: EntropyTables):
@@ -39,18 +40,21 @@ def encode(latents: np.ndarray, tables: EntropyTables) -> bytes:
 
     state, pushes, modes = Contexts(latents.shape[1:]), [], []
     for c in tables.order:
-        groups = _groups(tables, c, state.energy())
+        k, groups = _groups(tables, c, state.energy())
         best = None
         for m in range(tables.modes):
-            flat = predict.residual(latents[c], m).ravel() + tables.radius(m)
-            bits = sum(float(tables.cost(c, m, k)[flat[idx]].sum()) for k, idx in enumerate(groups))
+            r = predict.residual(latents[c], m)
+            bits = tables.bits(c, m, k, r.ravel() + tables.radius(m))
             if best is None or bits < best[0]:
-                best = (bits, m, flat)
-        _, m, flat = best
+                best = (bits, m, r)
+        _, m, r = best
         modes.append(m)
-        pushes += [(flat[idx].astype(np.int32), tables.model(c, m, k))
-                   for k, idx in enumerate(groups) if idx.size]
-        state.add((flat - tables.radius(m)).reshape(latents.shape[1:]))
+        core, tail = split_escapes(r.ravel(), tables.radius(m))
+        pushes += [(core[idx].astype(np.int32), tables.model(c, m, j))
+                   for j, idx in enumerate(groups) if idx.size]
+        if tail.size:
+            pushes.append((tail.astype(np.int32), tables.tail_model(c, m)))
+        state.add(r)
     coder = constriction.stream.stack.AnsCoder()
     for symbols, model in reversed(pushes):
         coder.encode_reverse(symbols, model)
@@ -76,13 +80,18 @@ def decode(payload: bytes, shape: tuple[int, ...], tables: EntropyTables) -> np.
     if tables.modes > 1:
         modes = coder.decode(_mode_model(tables), tables.channels).tolist()
     out = np.empty(shape, dtype=np.int32)
-    state = Contexts(shape[1:])
+    state, size = Contexts(shape[1:]), int(np.prod(shape[1:]))
     for c, m in zip(tables.order, modes):
-        flat = np.empty(int(np.prod(shape[1:])), dtype=np.int64)
-        for k, idx in enumerate(_groups(tables, c, state.energy())):
+        _, groups = _groups(tables, c, state.energy())
+        core = np.empty(size, dtype=np.int32)
+        for k, idx in enumerate(groups):
             if idx.size:
-                flat[idx] = coder.decode(tables.model(c, m, k), idx.size)
-        r = (flat - tables.radius(m)).reshape(shape[1:])
+                core[idx] = coder.decode(tables.model(c, m, k), idx.size)
+        radius = tables.radius(m)
+        escapes = core_radius(radius) < radius and np.count_nonzero(
+            (core == 0) | (core == 2 * core_radius(radius) + 2))
+        tail = coder.decode(tables.tail_model(c, m), int(escapes)) if escapes else core[:0]
+        r = join_escapes(core, tail, radius).reshape(shape[1:])
         x = predict.reconstruct(r, m)
         if np.abs(x).max(initial=0) > tables.max_symbol:
             raise BitstreamError(f"latent channel {c} decodes out of range: corrupt payload")

@@ -18,15 +18,29 @@ def local_energy(magnitude: np.ndarray) -> np.ndarray:
     """Box sum over a 3-wide window along every axis (edges replicated), int64."""
     out = magnitude.astype(np.int64)
     for axis in range(out.ndim):
-        padded = np.concatenate([np.take(out, [0], axis), out, np.take(out, [-1], axis)], axis)
         n = out.shape[axis]
-        out = sum(np.take(padded, np.arange(k, k + n), axis) for k in range(3))
+        padded = np.concatenate([out[_at(axis, slice(0, 1))], out,
+                                 out[_at(axis, slice(n - 1, n))]], axis=axis)
+        out = (padded[_at(axis, slice(0, n))] + padded[_at(axis, slice(1, n + 1))]
+               + padded[_at(axis, slice(2, n + 2))])
     return out
 
 
+def _at(axis: int, index: slice) -> tuple[slice, ...]:
+    return (slice(None),) * axis + (index,)
+
+
 def bins(energy: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Context index per symbol: ``sum(energy > t for t in thresholds)``."""
-    return np.searchsorted(thresholds, energy, side="left").astype(np.int64)
+    """Context index per symbol: ``sum(energy > t for t in thresholds)``, as uint8.
+
+    A lookup table over ``0 ..= thresholds[-1] + 1`` (energies are clipped to its end), which
+    is several times faster than a binary search per symbol.
+    """
+    if len(thresholds) == 0:
+        return np.zeros(energy.shape, dtype=np.uint8)
+    top = int(thresholds[-1]) + 1
+    lut = np.searchsorted(thresholds, np.arange(top + 1), side="left").astype(np.uint8)
+    return lut[np.minimum(energy, top)]
 
 
 def fit_thresholds(energies: list[np.ndarray], contexts: int) -> np.ndarray:

@@ -45,6 +45,38 @@ def code_length(counts: np.ndarray, freq: np.ndarray, precision: int = PRECISION
 
 
 CONTEXTS = 16  # tables per (latent channel, prediction mode) in the predictive model
+ESCAPE = 15  # core alphabet radius: larger residuals are an escape symbol plus a tail symbol
+
+
+def core_radius(radius: int) -> int:
+    """Radius of the core alphabet for residuals in ``[-radius, radius]``."""
+    return min(ESCAPE, radius)
+
+
+def split_escapes(values: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Residuals -> (core symbols, tail symbols of the escaped ones in flat order).
+
+    With core radius ``e < radius`` the core alphabet is ``[ESC-, -e .. e, ESC+]`` (``2e + 3``
+    symbols) and an escaped ``v`` also sends ``|v| - e - 1``; otherwise the core is the whole
+    alphabet and there are no tails.
+    """
+    e = core_radius(radius)
+    if e == radius:
+        return values + radius, np.zeros(0, values.dtype)
+    core = np.clip(values, -e - 1, e + 1) + e + 1
+    escaped = values[np.abs(values) > e]
+    return core, np.abs(escaped) - e - 1
+
+
+def join_escapes(core: np.ndarray, tails: np.ndarray, radius: int) -> np.ndarray:
+    """Inverse of :func:`split_escapes` (``tails`` in the flat order of the escapes)."""
+    e = core_radius(radius)
+    if e == radius:
+        return core - radius
+    values = core - (e + 1)
+    escaped = np.abs(values) > e
+    values[escaped] = np.sign(values[escaped]) * (tails + e + 1)
+    return values
 
 
 @dataclass(frozen=True)
@@ -54,7 +86,9 @@ class EntropyTables:
     ``order`` is the channel coding order; ``thresholds[c]`` has one integer fewer than
     there are contexts. A channel offers ``len(frequencies[c])`` prediction modes (4 for
     predictive 2D, 2 for 1D, only RAW for the histogram model); the encoder picks one per
-    stream and channel.
+    stream and channel. Each table covers the core alphabet (see :func:`split_escapes`);
+    ``tails[c][m]`` codes the magnitude of escaped residuals (empty when nothing escapes).
+    Small core alphabets keep the decoder's table search short.
     """
 
     max_symbol: int
@@ -62,6 +96,7 @@ class EntropyTables:
     thresholds: tuple[np.ndarray, ...] = ()
     order: tuple[int, ...] = ()
     precision: int = PRECISION
+    tails: tuple[tuple[np.ndarray, ...], ...] = ()
     _models: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -70,6 +105,10 @@ class EntropyTables:
             object.__setattr__(self, "order", tuple(range(n)))
         if not self.thresholds:
             object.__setattr__(self, "thresholds", tuple(np.zeros(0, np.int64) for _ in range(n)))
+        if not self.tails:
+            empty = np.zeros(0, np.int32)
+            object.__setattr__(self, "tails", tuple(tuple(empty for _ in per_c)
+                                                    for per_c in self.frequencies))
 
     @property
     def channels(self) -> int:
@@ -83,24 +122,61 @@ class EntropyTables:
     def radius(self, mode: int) -> int:
         return predict.alphabet_radius(mode, self.max_symbol)
 
-    def model(self, channel: int, mode: int, context: int):
-        """constriction model for one table (built once per process; not pickled)."""
-        key = (channel, mode, context)
+    def _categorical(self, key: tuple, freq: np.ndarray):
         if key not in self._models:
             import constriction
 
-            freq = self.frequencies[channel][mode][context]
             probs = freq.astype(np.float64) / (1 << self.precision)  # exact dyadic values
             self._models[key] = constriction.stream.model.Categorical(probs, perfect=False)
         return self._models[key]
 
+    def model(self, channel: int, mode: int, context: int):
+        """constriction model for one core table (built once per process; not pickled)."""
+        return self._categorical((channel, mode, context), self.frequencies[channel][mode][context])
+
+    def tail_model(self, channel: int, mode: int):
+        """constriction model for the escaped magnitudes of one channel and mode."""
+        return self._categorical(("tail", channel, mode), self.tails[channel][mode])
+
+    def lookup(self, channel: int) -> np.ndarray:
+        """Energy -> context lookup table of one channel (energies clipped to its end)."""
+        key = ("lut", channel)
+        if key not in self._models:
+            thr = self.thresholds[channel]
+            top = int(thr[-1]) + 1 if len(thr) else 0
+            self._models[key] = np.searchsorted(thr, np.arange(top + 1), side="left").astype(np.uint8)
+        return self._models[key]
+
     def cost(self, channel: int, mode: int, context: int) -> np.ndarray:
-        """Bits per symbol of one table (float; used only by the encoder to choose modes)."""
+        """Bits of each residual ``-r ..= r`` under one table, escapes and tails included.
+
+        Float; used only by the encoder to choose modes, never by the coder itself.
+        """
         key = ("cost", channel, mode, context)
         if key not in self._models:
-            freq = self.frequencies[channel][mode][context]
-            self._models[key] = self.precision - np.log2(freq)
+            r = self.radius(mode)
+            core, _ = split_escapes(np.arange(-r, r + 1), r)
+            bits = self.precision - np.log2(self.frequencies[channel][mode][context][core])
+            e = core_radius(r)
+            if e < r:
+                tail = self.precision - np.log2(self.tails[channel][mode])
+                magnitude = np.abs(np.arange(-r, r + 1))
+                bits[magnitude > e] += tail[magnitude[magnitude > e] - e - 1]
+            self._models[key] = bits
         return self._models[key]
+
+    def bits(self, channel: int, mode: int, contexts: np.ndarray, symbols: np.ndarray) -> float:
+        """Bits that ``symbols`` (alphabet indices) in ``contexts`` cost under ``mode``'s tables.
+
+        A gather from the tables' stacked code lengths; the encoder uses it to choose a
+        prediction mode per channel.
+        """
+        key = ("costs", channel, mode)
+        if key not in self._models:
+            self._models[key] = np.concatenate([self.cost(channel, mode, k)
+                                                for k in range(len(self.thresholds[channel]) + 1)])
+        size = 2 * self.radius(mode) + 1
+        return float(self._models[key][contexts.astype(np.intp) * size + symbols].sum())
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -118,6 +194,8 @@ class EntropyTables:
             arrays[f"thr{c}"] = self.thresholds[c].astype("<i8")
             for m, per_mode in enumerate(self.frequencies[c]):
                 arrays[f"freq{c}_{m}"] = np.stack(per_mode).astype("<i4")
+                if self.tails[c][m].size:
+                    arrays[f"tail{c}_{m}"] = self.tails[c][m].astype("<i4")
         return arrays
 
     def to_bytes(self) -> bytes:
@@ -143,7 +221,10 @@ class EntropyTables:
             freqs = tuple(tuple(tuple(z[f"freq{c}_{m}"].astype(np.int32))
                                 for m in range(modes)) for c in range(channels))
             order = tuple(int(o) for o in z["order"])
-        tables = cls(max_symbol, freqs, thresholds, order, precision)
+            empty = np.zeros(0, np.int32)
+            tails = tuple(tuple(z[f"tail{c}_{m}"].astype(np.int32) if f"tail{c}_{m}" in z else empty
+                                for m in range(modes)) for c in range(channels))
+        tables = cls(max_symbol, freqs, thresholds, order, precision, tails)
         tables.validate()
         return tables
 
@@ -156,10 +237,14 @@ class EntropyTables:
             for m, per_mode in enumerate(self.frequencies[c]):
                 if len(per_mode) != len(self.thresholds[c]) + 1:
                     raise ValueError(f"channel {c}: thresholds and tables disagree")
-                for f in per_mode:
-                    if (f.size != 2 * self.radius(m) + 1 or f.min() < 1
-                            or int(f.sum()) != 1 << self.precision):
-                        raise ValueError(f"channel {c} has an invalid frozen table")
+                r = self.radius(m)
+                e = core_radius(r)
+                sized = [(f, 2 * r + 1 if e == r else 2 * e + 3) for f in per_mode]
+                if e < r:
+                    sized.append((self.tails[c][m], r - e))
+                if any(f.size != size or f.min() < 1 or int(f.sum()) != 1 << self.precision
+                       for f, size in sized):
+                    raise ValueError(f"channel {c} has an invalid frozen table")
 
 
 def fit_tables(
@@ -185,24 +270,31 @@ def fit_tables(
                                   for i, item in enumerate(residuals)) for c in range(channels)],
                              kind="stable")
     order = tuple(int(c) for c in energy_rank) if predictive else tuple(range(channels))
-    thresholds, freqs = [None] * channels, [None] * channels
+    thresholds, freqs, tails = [None] * channels, [None] * channels, [None] * channels
     state = [Contexts(x.shape[1:]) for x in latents]
     for c in order:
         energies = [s.energy() for s in state]
         thresholds[c] = fit_thresholds(energies, contexts)
-        per_mode = []
+        per_mode, per_tail = [], []
         for m, mode in enumerate(modes):
             radius = predict.alphabet_radius(mode, max_symbol)
+            e = core_radius(radius)
             users = [i for i in range(len(latents)) if chosen[i][c] == m] or range(len(latents))
-            counts = np.zeros((len(thresholds[c]) + 1, 2 * radius + 1), dtype=np.int64)
+            counts = np.zeros((len(thresholds[c]) + 1, 2 * radius + 1 if e == radius else 2 * e + 3),
+                              dtype=np.int64)
+            tail_counts = np.zeros(radius - e, dtype=np.int64)
             for i in users:
                 k = bins(energies[i], thresholds[c]).ravel()
-                np.add.at(counts, (k, residuals[i][c][m].ravel() + radius), 1)
+                core, tail = split_escapes(residuals[i][c][m].ravel(), radius)
+                np.add.at(counts, (k, core), 1)
+                tail_counts += np.bincount(tail, minlength=radius - e)
             per_mode.append(tuple(quantise_counts(row, precision) for row in counts))
-        freqs[c] = tuple(per_mode)
+            per_tail.append(quantise_counts(tail_counts, precision) if e < radius
+                            else np.zeros(0, np.int32))
+        freqs[c], tails[c] = tuple(per_mode), tuple(per_tail)
         for i, s in enumerate(state):
             s.add(residuals[i][c][chosen[i][c]])
-    return EntropyTables(max_symbol, tuple(freqs), tuple(thresholds), order, precision)
+    return EntropyTables(max_symbol, tuple(freqs), tuple(thresholds), order, precision, tuple(tails))
 
 
 def _entropy(r: np.ndarray) -> float:

@@ -8,6 +8,7 @@ so published WaLLoC checkpoints map onto this transform without permutation.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -40,11 +41,49 @@ def _interleave_order(channels: int, levels: int) -> torch.Tensor:
     return torch.from_numpy(order)
 
 
+def _wrap(x: torch.Tensor, start: int, length: int) -> torch.Tensor:
+    """``x[..., (start + arange(length)) % n]`` from contiguous slices (no gather)."""
+    n, pos, pieces = x.shape[-1], start % x.shape[-1], []
+    while length > 0:
+        take = min(n - pos, length)
+        pieces.append(x[..., pos:pos + take])
+        length, pos = length - take, 0
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, -1)
+
+
 def _circular_conv(x: torch.Tensor, weight: torch.Tensor, offset: int) -> torch.Tensor:
     """``y[:, o, k] = sum_{i, j} weight[o, i, j] x[:, i, (k + j + offset) mod n]``."""
-    n, taps = x.shape[-1], weight.shape[-1]
-    index = (torch.arange(n + taps - 1, device=x.device) + offset) % n
-    return F.conv1d(x.index_select(-1, index), weight)
+    return F.conv1d(_wrap(x, offset, x.shape[-1] + weight.shape[-1] - 1), weight)
+
+
+def _polyphase(x: torch.Tensor, dim: int, block: int, offset: int, taps: int) -> torch.Tensor:
+    """Polyphase view of axis ``dim`` with circular extension, in one copy.
+
+    ``x[..., n, ...] -> out[..., block, m + taps - 1, ...]`` (``m = n / block``) where
+    ``out[..., i, j, ...] = x[..., ((j + offset) mod m) * block + i, ...]``: the phases become
+    channels for a convolution along the blocks, without a separate pad or transpose.
+    """
+    m = x.shape[dim] // block
+    lead, trail = x.shape[:dim], x.shape[dim + 1:]
+    blocks = x.reshape(*lead, m, block, *trail).movedim(dim + 1, dim)  # (..., block, m, ...)
+    out = x.new_empty(*lead, block, m + taps - 1, *trail)
+    pos, at, length = offset % m, 0, m + taps - 1
+    while length > 0:
+        take = min(m - pos, length)
+        out.narrow(dim + 1, at, take).copy_(blocks.narrow(dim + 1, pos, take))
+        at, length, pos = at + take, length - take, 0
+    return out
+
+
+def _conv_along(p: torch.Tensor, dim: int, weight: torch.Tensor) -> torch.Tensor:
+    """Convolve the polyphase tensor ``p`` (phases at ``dim``, blocks at ``dim + 1``)."""
+    lead, trail = p.shape[:dim], p.shape[dim + 2:]
+    rows, rest = math.prod(lead), math.prod(trail)
+    if rest == 1:
+        y = F.conv1d(p.reshape(rows, p.shape[dim], -1), weight)
+    else:
+        y = F.conv2d(p.reshape(rows, p.shape[dim], -1, rest), weight.unsqueeze(-1))
+    return y.reshape(*lead, weight.shape[0], -1, *trail)
 
 
 class PacketTransform(nn.Module):
@@ -88,16 +127,14 @@ class PacketTransform(nn.Module):
     def packet_channels(self, channels: int) -> int:
         return channels * self.factor ** self.ndim
 
-    def _axis_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(R, N) -> (R, bands, N / bands)`` along the last axis, stage by stage."""
+    def _axis_forward(self, x: torch.Tensor, dim: int) -> torch.Tensor:
+        """Packet split of axis ``dim``: ``(..., N, ...) -> (..., bands, N / bands, ...)``."""
         for i, depth in enumerate(self.stages):
-            block, (offset, _) = 2 ** depth, self.offsets[i]
-            rows, n = x.shape[0], x.shape[-1]
-            xb = x.reshape(-1, n // block, block).transpose(1, 2)
             weight = getattr(self, f"analysis{i}").to(x.dtype)
-            x = _circular_conv(xb, weight, offset).reshape(rows, -1, n // block)
-            x = x.reshape(-1, n // block) if i + 1 < len(self.stages) else x
-        return x.reshape(-1, self.factor, x.shape[-1])
+            p = _polyphase(x, dim + i, 2 ** depth, self.offsets[i][0], weight.shape[-1])
+            x = _conv_along(p, dim + i, weight)
+        shape = x.shape
+        return x.reshape(*shape[:dim], self.factor, *shape[dim + len(self.stages):])
 
     def _axis_inverse(self, y: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`_axis_forward`: ``(R, bands, M) -> (R, bands * M)``."""
@@ -113,16 +150,12 @@ class PacketTransform(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x, x.shape[2:])
+        n, c, f = x.shape[0], x.shape[1], self.factor
         if self.ndim == 1:
-            n, c, t = x.shape
-            return self._axis_forward(x.reshape(n * c, t)).reshape(n, -1, t // self.factor)
-        n, c, h, w = x.shape
-        f = self.factor
-        y = self._axis_forward(x.reshape(-1, w))  # (n c h, pw, w')
-        y = y.reshape(n, c, h, f, w // f).permute(0, 1, 3, 4, 2)  # (n, c, pw, w', h)
-        y = self._axis_forward(y.reshape(-1, h))  # (n c pw w', ph, h')
-        y = y.reshape(n, c, f, w // f, f, h // f).permute(0, 1, 4, 2, 5, 3)
-        y = y.reshape(n, c * f * f, h // f, w // f)  # (c, ph, pw) layout
+            return self._axis_forward(x, 2).reshape(n, c * f, -1)
+        h, w = x.shape[2] // f, x.shape[3] // f
+        y = self._axis_forward(self._axis_forward(x, 2), 4)  # (n, c, ph, h', pw, w')
+        y = y.permute(0, 1, 2, 4, 3, 5).reshape(n, c * f * f, h, w)  # (c, ph, pw) layout
         return y.index_select(1, self._order(c, y.device))
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
