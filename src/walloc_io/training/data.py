@@ -1,4 +1,9 @@
-"""Random crops from a folder of images, held in memory as uint8."""
+"""Training signals: loading folders/arrays, and seeded random crops held in memory.
+
+Photos for the shipped presets stay uint8 (:func:`load_images`); anything else
+(:func:`load_signals`) is normalised to ``[-1/2, 1/2]`` exactly as :meth:`Codec.encode` will
+normalise it (dtype range, or per-channel min..max for floats and uint16) and kept float32.
+"""
 
 from __future__ import annotations
 
@@ -22,32 +27,104 @@ def load_images(folder: str | Path, channels: int = 3) -> list[np.ndarray]:
     return [a[None] if a.ndim == 2 else a.transpose(2, 0, 1).copy() for a in arrays]
 
 
-class CropSampler:
-    """Draw batches of random ``crop x crop`` patches with random flips.
+def load_signals(source: str | Path, modality: str) -> list[np.ndarray]:
+    """Every signal under ``source`` as float32 ``(C, *axes)`` in ``[-1/2, 1/2]``.
 
-    Images are picked with probability proportional to their area, so every training
-    pixel is equally likely; the generator is seeded, so runs are reproducible.
+    ``source`` is a folder of images (PNG/JPEG/TIFF incl. multi-band GeoTIFF), audio
+    (WAV/FLAC/OGG) or ``.npy`` files, one such file, or a Zarr array whose first axis indexes
+    items (``(N, C, H, W)`` / ``(N, C, T)``). All items must have the same channel count.
+    """
+    from ..cli.io import AUDIO_SUFFIXES, PIL_SUFFIXES, TIFF_SUFFIXES, read_signal
+    from ..errors import InputError
+    from ..signal import prepare
+
+    source, ndim = Path(source), {"image": 2, "audio": 1}[modality]
+    if _is_zarr(source):
+        raw = list(_zarr_items(source))
+    else:
+        suffixes = {"image": PIL_SUFFIXES + TIFF_SUFFIXES + (".npy",),
+                    "audio": AUDIO_SUFFIXES + (".npy",)}[modality]
+        files = [source] if source.is_file() else sorted(
+            p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+        if not files:
+            raise InputError(f"no {modality} files ({', '.join(suffixes)}) under {source}")
+        raw = [read_signal(p).data for p in files]
+    channels = {a.shape[0] for a in raw if a.ndim == ndim + 1}
+    if len(channels) != 1 or any(a.ndim != ndim + 1 for a in raw):
+        shapes = sorted({a.shape for a in raw})[:4]
+        raise InputError(f"training {modality} items must all be {ndim + 1}-d with one channel "
+                         f"count; got shapes like {shapes}")
+    return [prepare(a, a.shape[0], ndim, 1).data for a in raw]
+
+
+def _is_zarr(path: Path) -> bool:
+    return path.suffix == ".zarr" or (path / "zarr.json").exists() or (path / ".zarray").exists()
+
+
+def _zarr_items(path: Path):
+    try:
+        import zarr
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("reading a Zarr array needs the zarr extra: "
+                          "pip install 'walloc-io[zarr]'") from exc
+    array = zarr.open_array(str(path), mode="r")
+    for i in range(array.shape[0]):
+        yield np.asarray(array[i])
+
+
+def split_validation(items: list[np.ndarray], fraction: float, seed: int
+                     ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Hold out ``fraction`` of the items (at least one), chosen with ``seed``.
+
+    A single item (one multispectral scene, one long recording) is split along its last axis
+    instead: the final ``fraction`` of it is the validation part.
+    """
+    if len(items) == 1:
+        x = items[0]
+        cut = x.shape[-1] - max(1, int(round(x.shape[-1] * fraction)))
+        return [x[..., :cut]], [x[..., cut:]]
+    order = np.random.default_rng(seed).permutation(len(items))
+    n_val = min(len(items) - 1, max(1, int(round(len(items) * fraction))))
+    held = set(order[:n_val].tolist())
+    return ([x for i, x in enumerate(items) if i not in held],
+            [x for i, x in enumerate(items) if i in held])
+
+
+class CropSampler:
+    """Draw batches of random crops (``crop`` samples along every signal axis) with flips.
+
+    Items are uint8 images (scaled to ``[-1/2, 1/2]`` on the fly) or float32 signals already
+    in that range, 2D ``(C, H, W)`` or 1D ``(C, T)``. Items are picked with probability
+    proportional to their size, so every training sample is equally likely; images are
+    flipped left-right at random (audio is never reversed). Seeded: runs are reproducible.
     """
 
     def __init__(self, images: list[np.ndarray], crop: int, seed: int = 0) -> None:
         self.images = [im for im in images if min(im.shape[1:]) >= crop]
         if not self.images:
-            raise ValueError(f"no image is at least {crop} px on its short side")
-        area = np.array([im.shape[1] * im.shape[2] for im in self.images], dtype=np.float64)
-        self.weights = area / area.sum()
+            raise ValueError(f"no training item is at least {crop} samples along every axis")
+        size = np.array([np.prod(im.shape[1:]) for im in self.images], dtype=np.float64)
+        self.weights = size / size.sum()
         self.crop = crop
         self.rng = np.random.default_rng(seed)
 
     def batch(self, size: int) -> torch.Tensor:
-        """``(size, C, crop, crop)`` float32 in ``[-1/2, 1/2]``."""
+        """``(size, C, crop[, crop])`` float32 in ``[-1/2, 1/2]``."""
         picks = self.rng.choice(len(self.images), size=size, p=self.weights)
-        out = np.empty((size, self.images[0].shape[0], self.crop, self.crop), dtype=np.uint8)
+        first = self.images[0]
+        spatial = (self.crop,) * (first.ndim - 1)
+        out = np.empty((size, first.shape[0], *spatial), dtype=first.dtype)
         for i, k in enumerate(picks):
             im = self.images[k]
-            top = self.rng.integers(0, im.shape[1] - self.crop + 1)
-            left = self.rng.integers(0, im.shape[2] - self.crop + 1)
-            patch = im[:, top : top + self.crop, left : left + self.crop]
-            if self.rng.random() < 0.5:
+            starts = [self.rng.integers(0, n - self.crop + 1) for n in im.shape[1:]]
+            patch = im[(slice(None), *(slice(s, s + self.crop) for s in starts))]
+            if im.ndim == 3 and self.rng.random() < 0.5:
                 patch = patch[:, :, ::-1]
             out[i] = patch
-        return torch.from_numpy(out).float() / 255 - 0.5
+        return to_unit(out)
+
+
+def to_unit(x: np.ndarray) -> torch.Tensor:
+    """uint8 images -> float32 in ``[-1/2, 1/2]``; float signals pass through as float32."""
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    return t.float() / 255 - 0.5 if x.dtype == np.uint8 else t.float()

@@ -12,16 +12,17 @@ import torch
 from ..entropy import fit_tables
 from ..model import WallocModel
 from ..presets.directory import save_codec_dir
+from .data import to_unit
 
 TILE = {1: 1 << 16, 2: 512}  # latents of large signals are computed tile by tile
 
 
 @torch.no_grad()
 def training_latents(model: WallocModel, signals: list[np.ndarray]) -> list[np.ndarray]:
-    """Integer latents of every training signal (uint8 ``(C, *axes)``), in whole tiles."""
+    """Integer latents of every training signal (``(C, *axes)``, uint8 or unit float), in tiles."""
     f, out = model.transform.factor, []
     for signal in signals:
-        x = torch.from_numpy(signal).float() / 255 - 0.5
+        x = to_unit(signal)
         sizes = [(n // f) * f for n in signal.shape[1:]]
         tile = TILE[len(sizes)]
         for starts in itertools.product(*(range(0, n, tile) for n in sizes)):

@@ -18,7 +18,7 @@ import torch
 
 from ..config import CodecConfig
 from ..model import WallocModel
-from .data import CropSampler
+from .data import CropSampler, to_unit
 from .pca import pca_initialise
 
 
@@ -62,7 +62,7 @@ class Trainer:
         self.device = torch.device(settings.device)
         self.model = WallocModel(config).to(self.device)
         self.sampler = CropSampler(train_images, settings.crop, settings.seed)
-        self.val = [torch.from_numpy(v).float()[None] / 255 - 0.5 for v in val_images]
+        self.val = _validation_items(val_images, self.model.transform.factor)
         self.optimiser = torch.optim.Adam(self.model.parameters(), lr=settings.lr)
         self.step, self.rate_weight = 0, settings.rate_weight
         self.log = self.workdir / "log.jsonl"
@@ -152,6 +152,20 @@ class Trainer:
                     f.write(json.dumps(record) + "\n")
                 report(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                 for k, v in record.items()))
+
+
+VALIDATION_SIZE = {1: 1 << 18, 2: 1024}  # samples per axis of each held-out item that are scored
+
+
+def _validation_items(items: list[np.ndarray], factor: int) -> list[torch.Tensor]:
+    """Held-out items cropped to whole multiples of ``factor`` (and at most VALIDATION_SIZE)."""
+    out = []
+    for v in items:
+        cap = VALIDATION_SIZE[v.ndim - 1]
+        keep = tuple(min(cap, n) // factor * factor for n in v.shape[1:])
+        if all(keep):
+            out.append(to_unit(v[(slice(None), *(slice(0, k) for k in keep))])[None])
+    return out
 
 
 def _summarise(window: list[Progress]) -> dict[str, float]:
