@@ -3,6 +3,7 @@
     walloc encode photo.png photo.wlc --codec rgb-16x
     walloc decode photo.wlc photo.out.png
     walloc info photo.wlc
+    walloc train photos/ my-codec/ --steps 4000
 """
 
 from __future__ import annotations
@@ -134,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--codec", default="rgb-16x", help="preset name or codec directory")
     demo.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     demo.set_defaults(run=_demo)
+    from . import train
+
+    train.add_parser(sub)
     return parser
 
 

@@ -134,11 +134,15 @@ class Trainer:
             bpps.append(out.bits.item() / math.prod(x.shape[2:]))
         return {"val_psnr": float(np.mean([_psnr(m) for m in mses])), "val_bpp": float(np.mean(bpps))}
 
-    def run(self, report=print) -> None:
+    def run(self, report=print, progress=None) -> None:
+        """Train to ``settings.steps``, resuming; ``report(line)`` gets log lines (every 50
+        steps and at validations), ``progress(Progress)`` every step."""
         self.initialise_or_resume()
         s, started, window = self.settings, time.perf_counter(), []
         while self.step < s.steps:
             window.append(self.train_step())
+            if progress is not None:
+                progress(window[-1])
             record: dict[str, float] = {}
             if self.step % s.validate_every == 0 or self.step == s.steps:
                 record.update(self.validate())
