@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -35,17 +36,27 @@ def fingerprint(config: CodecConfig, weights: dict[str, np.ndarray], tables: Ent
 def save_codec_dir(
     model: WallocModel, tables: EntropyTables, out: str | Path, extra: dict | None = None
 ) -> Path:
+    """Write a codec directory; built beside ``out`` and swapped in, so a crash mid-way
+    leaves either the old directory or the new one, never a mix."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp, old = out.with_name(f".{out.name}.partial"), out.with_name(f".{out.name}.old")
+    for stale in (tmp, old):
+        if stale.exists():
+            shutil.rmtree(stale)
+    tmp.mkdir()
     weights = inference_state(model)
     fp = fingerprint(model.config, weights, tables)
-    for old in out.glob("weights-*.npz"):
-        old.unlink()
-    np.savez(out / f"weights-{fp[:8]}.npz", **weights)
-    tables.save(out / "tables.npz")
-    (out / "config.json").write_text(json.dumps(model.config.to_dict(), indent=1) + "\n")
+    np.savez(tmp / f"weights-{fp[:8]}.npz", **weights)
+    tables.save(tmp / "tables.npz")
+    (tmp / "config.json").write_text(json.dumps(model.config.to_dict(), indent=1) + "\n")
     manifest = {"fingerprint": fp, "format": 1, **(extra or {})}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    if out.exists():
+        out.replace(old)
+    tmp.replace(out)
+    if old.exists():
+        shutil.rmtree(old)
     return out
 
 
