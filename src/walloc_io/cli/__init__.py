@@ -4,6 +4,7 @@
     walloc decode photo.wlc photo.out.png
     walloc info photo.wlc
     walloc train photos/ my-codec/ --steps 4000
+    walloc eval rgb-16x held-out-photos/ --out report/
 """
 
 from __future__ import annotations
@@ -135,9 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--codec", default="rgb-16x", help="preset name or codec directory")
     demo.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     demo.set_defaults(run=_demo)
-    from . import train
+    from . import evaluate, train
 
     train.add_parser(sub)
+    evaluate.add_parser(sub)
     return parser
 
 
