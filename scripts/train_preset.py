@@ -41,6 +41,11 @@ PRESETS = {
         [_RGB, _fine_tune(_RGB, 3100, 0.0045), _fine_tune(_RGB, 4300, 0.0015),
          _fine_tune(_RGB, 6000, 0.0006)],
     ),
+    "gray-16x": (
+        CodecConfig(name="gray-16x", modality="image", channels=1, levels=3, latent_channels=4,
+                    decoder_channels=64, decoder_blocks=3),
+        [TrainSettings(steps=3000, batch=8, crop=256, lr=5e-4, rate_weight=0.0006)],
+    ),
 }
 
 
@@ -57,7 +62,8 @@ def main() -> None:
     if args.until:
         phases = [p for p in phases if p.steps <= args.until]
     workdir = args.workdir or Path("runs") / args.preset
-    train, val = load_images(args.data / "train"), load_images(args.data / "val")
+    train = load_images(args.data / "train", channels=config.channels)
+    val = load_images(args.data / "val", channels=config.channels)
     trainer = None
     for phase in phases if not args.freeze_only else []:
         trainer = Trainer(config, phase, train, val, workdir)

@@ -126,5 +126,5 @@ class CropSampler:
 
 def to_unit(x: np.ndarray) -> torch.Tensor:
     """uint8 images -> float32 in ``[-1/2, 1/2]``; float signals pass through as float32."""
-    t = torch.from_numpy(np.ascontiguousarray(x))
+    t = torch.from_numpy(np.require(x, requirements=["C", "W"]))  # copies read-only views
     return t.float() / 255 - 0.5 if x.dtype == np.uint8 else t.float()
