@@ -39,6 +39,8 @@ def load_signals(source: str | Path, modality: str) -> list[np.ndarray]:
     from ..signal import prepare
 
     source, ndim = Path(source), {"image": 2, "audio": 1}[modality]
+    if not source.exists():
+        raise InputError(f"training data {source} does not exist")
     if _is_zarr(source):
         raw = list(_zarr_items(source))
     else:
