@@ -65,27 +65,28 @@ def run(args) -> None:
 
 
 def _items(source: Path, modality: str, channels: int):
-    from .io import AUDIO_SUFFIXES, PIL_SUFFIXES, TIFF_SUFFIXES, read_signal
+    from .io import read_signal, signal_files
 
-    suffixes = AUDIO_SUFFIXES if modality == "audio" else PIL_SUFFIXES + TIFF_SUFFIXES
-    files = [source] if source.is_file() else sorted(
-        p for p in source.rglob("*") if p.suffix.lower() in (*suffixes, ".npy"))
-    if not files:
-        raise InputError(f"no {modality} files under {source}")
     out = []
-    for path in files:
+    for path in signal_files(source, modality):
         signal = read_signal(path)
         data = signal.data
         if modality == "image" and data.shape[0] != channels and channels in (1, 3) \
-                and data.shape[0] in (1, 3, 4):  # photos: convert like Pillow would
-            from PIL import Image
-
-            data = np.asarray(Image.open(path).convert("L" if channels == 1 else "RGB"))
-            data = data[None] if data.ndim == 2 else data.transpose(2, 0, 1).copy()
+                and data.shape[0] in (1, 3, 4) and data.dtype == np.uint8:
+            data = _convert_photo(data, channels)
         if data.shape[0] != channels:
             raise InputError(f"{path} has {data.shape[0]} channels, the codec {channels}")
         out.append((path.name, data, signal.sample_rate))
     return out
+
+
+def _convert_photo(data: np.ndarray, channels: int) -> np.ndarray:
+    """A grey/RGB/RGBA uint8 photo as the codec's grey or RGB, converted as Pillow does."""
+    from PIL import Image
+
+    im = Image.fromarray(data[0] if data.shape[0] == 1 else data.transpose(1, 2, 0))
+    out = np.asarray(im.convert("L" if channels == 1 else "RGB"))
+    return out[None] if out.ndim == 2 else out.transpose(2, 0, 1).copy()
 
 
 def _timed(fn, repeat: int = 2):
@@ -159,7 +160,7 @@ def _evaluate_audio(codec, clip, rate, baselines: bool) -> list[dict]:
              "encode_x_realtime": seconds / t_enc, "decode_x_realtime": seconds / t_dec}]
     if not baselines:
         return rows
-    factor = max(1, round(codec.dimensionality_reduction / codec.config.channels * clip.shape[0]))
+    factor = max(1, round(codec.dimensionality_reduction))
     rows.append({"method": f"decimation /{factor}", "setting": f"x{factor}", "rate": math.nan,
                  "snr": snr(clip, decimate_round_trip(clip, factor))})
     size, back = _sndfile_round_trip(clip, rate, "FLAC", None, None)

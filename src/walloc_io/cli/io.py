@@ -16,6 +16,20 @@ from ..errors import InputError
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 TIFF_SUFFIXES = (".tif", ".tiff")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+SUFFIXES = {"image": PIL_SUFFIXES + TIFF_SUFFIXES + (".npy",), "audio": AUDIO_SUFFIXES + (".npy",)}
+
+
+def signal_files(source: str | Path, modality: str) -> list[Path]:
+    """``source`` itself if it is a file, else every image/audio/.npy file under it, sorted."""
+    source = Path(source)
+    if not source.exists():
+        raise InputError(f"{source} does not exist")
+    suffixes = SUFFIXES[modality]
+    files = [source] if source.is_file() else sorted(
+        p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
+    if not files:
+        raise InputError(f"no {modality} files ({', '.join(suffixes)}) under {source}")
+    return files
 
 
 class Signal(NamedTuple):

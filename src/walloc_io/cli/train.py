@@ -20,7 +20,6 @@ from pathlib import Path
 
 from ..errors import InputError
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 DEFAULT_LEVELS = {"image": 3, "audio": 8}
 DEFAULT_CROP = {"image": 256, "audio": 1 << 15}
 
@@ -62,6 +61,8 @@ def add_parser(sub) -> None:
 
 
 def _guess_modality(path: Path) -> str:
+    from .io import AUDIO_SUFFIXES
+
     files = [path] if path.is_file() else list(path.rglob("*")) if path.is_dir() else []
     return "audio" if any(f.suffix.lower() in AUDIO_SUFFIXES for f in files) else "image"
 

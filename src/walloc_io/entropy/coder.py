@@ -14,14 +14,13 @@ import numpy as np
 
 from ..errors import BitstreamError
 from . import predict
-from .context import Contexts
+from .context import Contexts, bins
 from .tables import EntropyTables, core_radius, join_escapes, split_escapes
 
 
 def _groups(tables: EntropyTables, c: int, energy: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """Context of each of channel ``c``'s symbols, and the flat indices in each context."""
-    lut = tables.lookup(c)
-    k = lut[np.minimum(energy, len(lut) - 1)].ravel()
+    k = bins(energy, tables.lookup(c)).ravel()
     order = np.argsort(k, kind="stable")  # radix sort on uint8
     edges = np.concatenate([[0], np.cumsum(np.bincount(k, minlength=len(tables.thresholds[c]) + 1))])
     return k, [order[edges[i]:edges[i + 1]] for i in range(len(edges) - 1)]
@@ -87,10 +86,9 @@ def decode(payload: bytes, shape: tuple[int, ...], tables: EntropyTables) -> np.
         for k, idx in enumerate(groups):
             if idx.size:
                 core[idx] = coder.decode(tables.model(c, m, k), idx.size)
-        radius = tables.radius(m)
-        escapes = core_radius(radius) < radius and np.count_nonzero(
-            (core == 0) | (core == 2 * core_radius(radius) + 2))
-        tail = coder.decode(tables.tail_model(c, m), int(escapes)) if escapes else core[:0]
+        radius, e = tables.radius(m), core_radius(tables.radius(m))
+        escapes = np.count_nonzero((core == 0) | (core == 2 * e + 2)) if e < radius else 0
+        tail = coder.decode(tables.tail_model(c, m), escapes) if escapes else core[:0]
         r = join_escapes(core, tail, radius).reshape(shape[1:])
         x = predict.reconstruct(r, m)
         if np.abs(x).max(initial=0) > tables.max_symbol:

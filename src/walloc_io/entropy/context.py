@@ -30,17 +30,19 @@ def _at(axis: int, index: slice) -> tuple[slice, ...]:
     return (slice(None),) * axis + (index,)
 
 
-def bins(energy: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Context index per symbol: ``sum(energy > t for t in thresholds)``, as uint8.
+def lookup_table(thresholds: np.ndarray) -> np.ndarray:
+    """uint8 context of every energy ``0 ..= thresholds[-1] + 1``: ``sum(energy > t)``.
 
-    A lookup table over ``0 ..= thresholds[-1] + 1`` (energies are clipped to its end), which
-    is several times faster than a binary search per symbol.
+    Larger energies share the last entry (see :func:`bins`); indexing this table is several
+    times faster than a binary search per symbol.
     """
-    if len(thresholds) == 0:
-        return np.zeros(energy.shape, dtype=np.uint8)
-    top = int(thresholds[-1]) + 1
-    lut = np.searchsorted(thresholds, np.arange(top + 1), side="left").astype(np.uint8)
-    return lut[np.minimum(energy, top)]
+    top = int(thresholds[-1]) + 1 if len(thresholds) else 0
+    return np.searchsorted(thresholds, np.arange(top + 1), side="left").astype(np.uint8)
+
+
+def bins(energy: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """Context index per symbol from a :func:`lookup_table`, as uint8."""
+    return lut[np.minimum(energy, len(lut) - 1)]
 
 
 def fit_thresholds(energies: list[np.ndarray], contexts: int) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import predict
-from .context import Contexts, bins, fit_thresholds
+from .context import Contexts, bins, fit_thresholds, lookup_table
 
 PRECISION = 16
 
@@ -51,6 +51,12 @@ ESCAPE = 15  # core alphabet radius: larger residuals are an escape symbol plus 
 def core_radius(radius: int) -> int:
     """Radius of the core alphabet for residuals in ``[-radius, radius]``."""
     return min(ESCAPE, radius)
+
+
+def core_size(radius: int) -> int:
+    """Symbols in the core alphabet: the whole range, or ``[ESC-, -e .. e, ESC+]``."""
+    e = core_radius(radius)
+    return 2 * e + 1 if e == radius else 2 * e + 3
 
 
 def split_escapes(values: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
@@ -142,9 +148,7 @@ class EntropyTables:
         """Energy -> context lookup table of one channel (energies clipped to its end)."""
         key = ("lut", channel)
         if key not in self._models:
-            thr = self.thresholds[channel]
-            top = int(thr[-1]) + 1 if len(thr) else 0
-            self._models[key] = np.searchsorted(thr, np.arange(top + 1), side="left").astype(np.uint8)
+            self._models[key] = lookup_table(self.thresholds[channel])
         return self._models[key]
 
     def cost(self, channel: int, mode: int, context: int) -> np.ndarray:
@@ -238,10 +242,9 @@ class EntropyTables:
                 if len(per_mode) != len(self.thresholds[c]) + 1:
                     raise ValueError(f"channel {c}: thresholds and tables disagree")
                 r = self.radius(m)
-                e = core_radius(r)
-                sized = [(f, 2 * r + 1 if e == r else 2 * e + 3) for f in per_mode]
-                if e < r:
-                    sized.append((self.tails[c][m], r - e))
+                sized = [(f, core_size(r)) for f in per_mode]
+                if core_radius(r) < r:
+                    sized.append((self.tails[c][m], r - core_radius(r)))
                 if any(f.size != size or f.min() < 1 or int(f.sum()) != 1 << self.precision
                        for f, size in sized):
                     raise ValueError(f"channel {c} has an invalid frozen table")
@@ -275,18 +278,18 @@ def fit_tables(
     for c in order:
         energies = [s.energy() for s in state]
         thresholds[c] = fit_thresholds(energies, contexts)
+        lut = lookup_table(thresholds[c])
+        ks = [bins(energy, lut).ravel() for energy in energies]
         per_mode, per_tail = [], []
         for m, mode in enumerate(modes):
             radius = predict.alphabet_radius(mode, max_symbol)
             e = core_radius(radius)
             users = [i for i in range(len(latents)) if chosen[i][c] == m] or range(len(latents))
-            counts = np.zeros((len(thresholds[c]) + 1, 2 * radius + 1 if e == radius else 2 * e + 3),
-                              dtype=np.int64)
+            counts = np.zeros((len(thresholds[c]) + 1, core_size(radius)), dtype=np.int64)
             tail_counts = np.zeros(radius - e, dtype=np.int64)
             for i in users:
-                k = bins(energies[i], thresholds[c]).ravel()
                 core, tail = split_escapes(residuals[i][c][m].ravel(), radius)
-                np.add.at(counts, (k, core), 1)
+                np.add.at(counts, (ks[i], core), 1)
                 tail_counts += np.bincount(tail, minlength=radius - e)
             per_mode.append(tuple(quantise_counts(row, precision) for row in counts))
             per_tail.append(quantise_counts(tail_counts, precision) if e < radius

@@ -34,23 +34,15 @@ def load_signals(source: str | Path, modality: str) -> list[np.ndarray]:
     (WAV/FLAC/OGG) or ``.npy`` files, one such file, or a Zarr array whose first axis indexes
     items (``(N, C, H, W)`` / ``(N, C, T)``). All items must have the same channel count.
     """
-    from ..cli.io import AUDIO_SUFFIXES, PIL_SUFFIXES, TIFF_SUFFIXES, read_signal
+    from ..cli.io import read_signal, signal_files
     from ..errors import InputError
     from ..signal import prepare
 
     source, ndim = Path(source), {"image": 2, "audio": 1}[modality]
-    if not source.exists():
-        raise InputError(f"training data {source} does not exist")
     if _is_zarr(source):
         raw = list(_zarr_items(source))
     else:
-        suffixes = {"image": PIL_SUFFIXES + TIFF_SUFFIXES + (".npy",),
-                    "audio": AUDIO_SUFFIXES + (".npy",)}[modality]
-        files = [source] if source.is_file() else sorted(
-            p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-        if not files:
-            raise InputError(f"no {modality} files ({', '.join(suffixes)}) under {source}")
-        raw = [read_signal(p).data for p in files]
+        raw = [read_signal(p).data for p in signal_files(source, modality)]
     channels = {a.shape[0] for a in raw if a.ndim == ndim + 1}
     if len(channels) != 1 or any(a.ndim != ndim + 1 for a in raw):
         shapes = sorted({a.shape for a in raw})[:4]

@@ -41,14 +41,18 @@ def _interleave_order(channels: int, levels: int) -> torch.Tensor:
     return torch.from_numpy(order)
 
 
-def _wrap(x: torch.Tensor, start: int, length: int) -> torch.Tensor:
-    """``x[..., (start + arange(length)) % n]`` from contiguous slices (no gather)."""
-    n, pos, pieces = x.shape[-1], start % x.shape[-1], []
+def _wrap(x: torch.Tensor, start: int, length: int, dim: int = -1) -> torch.Tensor:
+    """``x.index_select(dim, (start + arange(length)) % n)`` from slices, in one copy.
+
+    ``length`` always exceeds ``n - start % n`` here (filters are longer than one tap), so
+    the result is a ``torch.cat`` of views: contiguous, with no gather.
+    """
+    n, pos, pieces = x.shape[dim], start % x.shape[dim], []
     while length > 0:
         take = min(n - pos, length)
-        pieces.append(x[..., pos:pos + take])
+        pieces.append(x.narrow(dim, pos, take))
         length, pos = length - take, 0
-    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, -1)
+    return torch.cat(pieces, dim)
 
 
 def _circular_conv(x: torch.Tensor, weight: torch.Tensor, offset: int) -> torch.Tensor:
@@ -64,15 +68,8 @@ def _polyphase(x: torch.Tensor, dim: int, block: int, offset: int, taps: int) ->
     channels for a convolution along the blocks, without a separate pad or transpose.
     """
     m = x.shape[dim] // block
-    lead, trail = x.shape[:dim], x.shape[dim + 1:]
-    blocks = x.reshape(*lead, m, block, *trail).movedim(dim + 1, dim)  # (..., block, m, ...)
-    out = x.new_empty(*lead, block, m + taps - 1, *trail)
-    pos, at, length = offset % m, 0, m + taps - 1
-    while length > 0:
-        take = min(m - pos, length)
-        out.narrow(dim + 1, at, take).copy_(blocks.narrow(dim + 1, pos, take))
-        at, length, pos = at + take, length - take, 0
-    return out
+    blocks = x.reshape(*x.shape[:dim], m, block, *x.shape[dim + 1:]).movedim(dim + 1, dim)
+    return _wrap(blocks, offset, m + taps - 1, dim + 1)
 
 
 def _conv_along(p: torch.Tensor, dim: int, weight: torch.Tensor) -> torch.Tensor:
