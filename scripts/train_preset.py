@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """Reproduce a shipped preset from the offline sources.
 
-    python scripts/prepare_data.py --out data/images
+    python scripts/prepare_data.py images --out data/images
     python scripts/train_preset.py rgb-16x --data data/images --workdir runs/rgb-16x
+    python scripts/prepare_data.py audio --out data/audio
+    python scripts/train_preset.py stereo-20x --data data/audio/stereo
 
 Training runs the preset's phases in order and resumes from ``WORKDIR/checkpoint.pt`` when
 it exists (a killed run goes on where it stopped; finished phases are skipped); afterwards
@@ -20,7 +22,7 @@ from pathlib import Path
 import torch
 
 from walloc_io.config import CodecConfig
-from walloc_io.training import Trainer, TrainSettings, load_images
+from walloc_io.training import Trainer, TrainSettings, load_images, load_signals
 
 
 def _fine_tune(phase: TrainSettings, steps: int, rate_weight: float) -> TrainSettings:
@@ -46,7 +48,38 @@ PRESETS = {
                     decoder_channels=64, decoder_blocks=3),
         [TrainSettings(steps=3000, batch=8, crop=256, lr=5e-4, rate_weight=0.0006)],
     ),
+    "rgb-4x": (
+        CodecConfig(name="rgb-4x", modality="image", channels=3, levels=3, latent_channels=48,
+                    decoder_channels=96, decoder_blocks=4),
+        [TrainSettings(steps=5000, batch=8, crop=256, lr=5e-4, rate_weight=0.00015)],
+    ),
+    # Audio: J=8 packets of 256 bands per channel; 32768-sample crops (128 latent steps).
+    # One run steered to a rate-proxy target (bits per time sample, all channels).
+    "stereo-20x": (
+        CodecConfig(name="stereo-20x", modality="audio", channels=2, levels=8,
+                    latent_channels=27, decoder_channels=192, decoder_blocks=4),
+        [TrainSettings(steps=6000, batch=16, crop=32768, lr=5e-4, rate_weight=5e-4,
+                       target_bpp=0.45)],
+    ),
+    "stereo-5x": (
+        CodecConfig(name="stereo-5x", modality="audio", channels=2, levels=8,
+                    latent_channels=108, decoder_channels=192, decoder_blocks=4),
+        [TrainSettings(steps=6000, batch=16, crop=32768, lr=5e-4, rate_weight=2e-4,
+                       target_bpp=1.6)],
+    ),
+    "mono-16x": (
+        CodecConfig(name="mono-16x", modality="audio", channels=1, levels=8,
+                    latent_channels=16, decoder_channels=128, decoder_blocks=4),
+        [TrainSettings(steps=6000, batch=16, crop=32768, lr=5e-4, rate_weight=5e-4,
+                       target_bpp=0.3)],
+    ),
 }
+
+
+def _load(folder: Path, config: CodecConfig) -> list:
+    if config.modality == "image":
+        return load_images(folder, channels=config.channels)
+    return load_signals(folder, "audio")
 
 
 def main() -> None:
@@ -62,8 +95,7 @@ def main() -> None:
     if args.until:
         phases = [p for p in phases if p.steps <= args.until]
     workdir = args.workdir or Path("runs") / args.preset
-    train = load_images(args.data / "train", channels=config.channels)
-    val = load_images(args.data / "val", channels=config.channels)
+    train, val = _load(args.data / "train", config), _load(args.data / "val", config)
     trainer = None
     for phase in phases if not args.freeze_only else []:
         trainer = Trainer(config, phase, train, val, workdir)

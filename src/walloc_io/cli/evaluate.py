@@ -5,8 +5,12 @@
 
 Images: bpp, PSNR, MS-SSIM, encode/decode ms per megapixel; the same images through JPEG,
 WebP and JPEG 2000 (Pillow) at a ladder of qualities, and bicubic down/up at the codec's
-dimensionality reduction. Audio: kbps, SNR; FLAC (lossless), MP3 and Opus (libsndfile) at a
-ladder of compression levels, and ideal decimation at the codec's DR. Writes ``eval.md``,
+dimensionality reduction. Audio: kbps, SNR; FLAC (lossless), MP3 and Opus (libsndfile) and
+ideal decimation at the codec's DR. MP3 runs constant-bitrate ladders at the native sample
+rate and at 1/2 and 1/4 of it (resampled first, as LAME does for low bitrates: MPEG-2/2.5
+reach 8 kbps), Opus at 48 kHz; each decoded signal is resampled back and aligned to the
+original (codec delay found by cross-correlation) before SNR is measured. A lossy baseline's
+quality "at the same rate" is read off its upper envelope over all of its settings. Writes ``eval.md``,
 ``eval.csv`` (every item and setting) and ``rd.png`` (matplotlib, if installed) to ``--out``.
 """
 
@@ -26,7 +30,9 @@ from ..errors import InputError
 JPEG_QUALITIES = (10, 20, 35, 50, 75, 90)
 WEBP_QUALITIES = (5, 15, 30, 50, 75, 90)
 J2K_RATES = (400, 200, 100, 50, 25)  # compression ratios (Pillow ``quality_layers``)
-AUDIO_LEVELS = (0.9, 0.7, 0.5, 0.3, 0.1)  # libsndfile compression_level, high = smaller
+AUDIO_LEVELS = (0.99, 0.9, 0.7, 0.5, 0.3)  # libsndfile compression_level, high = smaller
+MP3_RATES = (48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+MAX_DELAY = 8192  # samples of codec delay searched when aligning a decoded baseline
 
 
 def add_parser(sub) -> None:
@@ -163,37 +169,78 @@ def _evaluate_audio(codec, clip, rate, baselines: bool) -> list[dict]:
     factor = max(1, round(codec.dimensionality_reduction))
     rows.append({"method": f"decimation /{factor}", "setting": f"x{factor}", "rate": math.nan,
                  "snr": snr(clip, decimate_round_trip(clip, factor))})
-    size, back = _sndfile_round_trip(clip, rate, "FLAC", None, None)
+    size, back = _sndfile_round_trip(clip, rate, "FLAC")
     rows.append({"method": "FLAC", "setting": "lossless", "rate": 8 * size / seconds / 1e3,
                  "snr": snr(clip, back)})
-    for method, (fmt, subtype) in (("MP3", ("MP3", "MPEG_LAYER_III")), ("Opus", ("OGG", "OPUS"))):
+    mp3_rates = [rate // f for f in (1, 2, 4) if rate % f == 0 and rate // f in MP3_RATES]
+    ladders = [("MP3", "MP3", "MPEG_LAYER_III", r) for r in mp3_rates]
+    ladders.append(("Opus", "OGG", "OPUS", 48000))
+    for method, fmt, subtype, codec_rate in ladders:
         for level in AUDIO_LEVELS:
             try:
-                size, back = _sndfile_round_trip(clip, rate, fmt, subtype, level)
+                size, back = _sndfile_round_trip(clip, rate, fmt, subtype, level, codec_rate)
             except (RuntimeError, ValueError, TypeError) as exc:  # libsndfile without that codec
                 print(f"  {method} unavailable: {exc}", file=sys.stderr)
                 break
-            rows.append({"method": method, "setting": level, "rate": 8 * size / seconds / 1e3,
-                         "snr": snr(clip, back[:, : clip.shape[1]])})
+            rows.append({"method": method, "setting": f"{codec_rate / 1000:g}kHz/{level}",
+                         "rate": 8 * size / seconds / 1e3, "snr": snr(clip, back)})
     return rows
 
 
-def _sndfile_round_trip(clip, rate, fmt, subtype, level):
+def _sndfile_round_trip(clip, rate, fmt, subtype=None, level=None, codec_rate=None):
+    """Encode ``(C, T)`` audio with libsndfile (resampled to ``codec_rate`` first) and decode
+    it back to ``clip``'s rate, length and dtype, aligned for the codec's delay."""
     import soundfile
+    from scipy.signal import resample_poly
 
-    data = clip.T
-    if data.dtype.kind == "f":
-        data = np.clip(data, -1, 1)
+    codec_rate = codec_rate or rate
+    if level is None and codec_rate == rate:  # lossless: hand libsndfile the samples as they are
+        buf = io.BytesIO()
+        soundfile.write(buf, clip.T if clip.dtype.kind != "f" else np.clip(clip.T, -1, 1), rate,
+                        format=fmt, subtype=subtype)
+        size = buf.tell()
+        buf.seek(0)
+        back, _ = soundfile.read(buf, dtype=clip.dtype.name if clip.dtype.kind != "u" else "float32",
+                                 always_2d=True)
+        return size, back.T
+    data = _to_float(clip).T
+    if codec_rate != rate:
+        data = resample_poly(data, codec_rate, rate, axis=0).astype(np.float32)
     buf = io.BytesIO()
-    extra = {"compression_level": level} if level is not None else {}
-    if fmt == "OGG" and rate not in (8000, 12000, 16000, 24000, 48000):
-        raise ValueError(f"Opus needs 8/12/16/24/48 kHz, not {rate} Hz")
-    soundfile.write(buf, data, rate, format=fmt, subtype=subtype, **extra)
+    extra = {} if level is None else {"compression_level": level}
+    if fmt == "MP3":
+        extra["bitrate_mode"] = "CONSTANT"
+    soundfile.write(buf, np.clip(data, -1, 1), codec_rate, format=fmt, subtype=subtype, **extra)
     size = buf.tell()
     buf.seek(0)
-    back, _ = soundfile.read(buf, dtype=clip.dtype.name if clip.dtype.kind != "u" else "float32",
-                             always_2d=True)
-    return size, back.T
+    back, _ = soundfile.read(buf, dtype="float32", always_2d=True)
+    if codec_rate != rate:
+        back = resample_poly(back, rate, codec_rate, axis=0)
+    back = _align(_to_float(clip).T, back)
+    if clip.dtype.kind in "iu":
+        info = np.iinfo(clip.dtype)
+        back = np.clip(np.round(back * 32768.0 if clip.dtype == np.int16 else back), info.min, info.max)
+    return size, back.T.astype(clip.dtype)
+
+
+def _to_float(clip: np.ndarray) -> np.ndarray:
+    return clip / np.float32(32768.0) if clip.dtype == np.int16 else clip.astype(np.float32)
+
+
+def _align(ref: np.ndarray, back: np.ndarray) -> np.ndarray:
+    """``back`` ``(T', C)`` shifted by the delay (0..MAX_DELAY) that best matches ``ref``
+    ``(T, C)``, then cut or zero-padded to ``ref``'s length."""
+    from scipy.signal import correlate
+
+    n = min(len(ref), 1 << 18)
+    a, b = ref[:n].sum(axis=1), back[: n + MAX_DELAY].sum(axis=1)
+    if len(b) > n and np.any(a):
+        lags = correlate(b, a, mode="valid", method="fft")
+        back = back[int(np.argmax(lags)):]
+    out = np.zeros_like(ref, dtype=np.float64)
+    m = min(len(ref), len(back))
+    out[:m] = back[:m]
+    return out
 
 
 def _mean_curves(rows: list[dict], key: str) -> dict[str, list[tuple]]:
@@ -211,7 +258,13 @@ def _mean_curves(rows: list[dict], key: str) -> dict[str, list[tuple]]:
 
 
 def _at_rate(points: list[tuple], rate: float) -> float:
-    """Quality of a baseline curve interpolated at ``rate`` (NaN outside its range)."""
+    """Quality of a baseline's upper envelope (best quality at or below each rate; settings
+    sorted by rate) interpolated at ``rate`` (NaN outside its range)."""
+    envelope: list[tuple] = []
+    for p in points:
+        if not envelope or p[1] > envelope[-1][1]:
+            envelope.append(p)
+    points = envelope
     xs = [p[0] for p in points]
     if len(points) < 2 or not xs[0] <= rate <= xs[-1]:
         return math.nan
