@@ -54,7 +54,7 @@ def jpeg2000(cube: np.ndarray, ratio: float) -> tuple[int, np.ndarray]:
         buf = io.BytesIO()
         im.save(buf, format="JPEG2000", quality_mode="rates", quality_layers=[ratio],
                 irreversible=True)
-        nbytes += buf.tell()
+        nbytes += buf.getbuffer().nbytes
         bands.append(np.asarray(Image.open(io.BytesIO(buf.getvalue()))).astype(cube.dtype))
     return nbytes, np.stack(bands)
 

@@ -76,3 +76,15 @@ def test_mp3_baseline_is_aligned_for_codec_delay(codec_rate):
     assert back.shape == clip.shape and back.dtype == clip.dtype
     assert 0 < size < clip.nbytes / 4
     assert snr(clip, back) > 15
+
+
+def test_flac_baseline_is_lossless_and_sized_by_its_bytes():
+    """libsndfile seeks back to write FLAC's header: the size is the buffer's length, not
+    the write position (which once reported 18 bytes for 20 s of music)."""
+    from walloc_io.cli.evaluate import _sndfile_round_trip
+
+    rng = np.random.default_rng(0)
+    clip = np.cumsum(rng.integers(-300, 300, (2, 48000)), axis=1).clip(-32768, 32767).astype(np.int16)
+    size, back = _sndfile_round_trip(clip, 48000, "FLAC")
+    assert np.array_equal(back, clip)
+    assert clip.nbytes / 10 < size < clip.nbytes

@@ -83,6 +83,8 @@ def _demo(args: argparse.Namespace) -> None:
     codec = load_codec(args.codec, device=args.device)
     dr = codec.dimensionality_reduction
     factor = round(dr ** 0.5) if codec.config.modality == "image" else 0
+    if codec.config.modality == "audio":
+        return _demo_audio(codec, files("walloc_io").joinpath("samples"))
     samples = sorted(p for p in files("walloc_io").joinpath("samples").iterdir()
                      if p.name.endswith(".png"))
     print(f"codec {codec.config.name} (fingerprint {codec.fingerprint[:12]}, DR {dr:g})")
@@ -97,6 +99,26 @@ def _demo(args: argparse.Namespace) -> None:
         base = psnr(image, bicubic_round_trip(image, factor)) if factor else float("nan")
         print(f"{path.name:<14}{size:>10}{len(blob):>9}{image.nbytes / len(blob):>7.1f}x"
               f"{bpp:>7.3f}{psnr(image, decoded):>9.2f}{base:>12.2f}")
+
+
+def _demo_audio(codec, root) -> None:
+    from ..metrics import decimate_round_trip, snr
+    from .io import read_signal
+
+    factor = max(1, round(codec.dimensionality_reduction))
+    print(f"codec {codec.config.name} (fingerprint {codec.fingerprint[:12]}, "
+          f"DR {codec.dimensionality_reduction:g})")
+    print(f"{'clip':<22}{'channels':>9}{'seconds':>9}{'bytes':>8}{'kbps':>8}{'SNR dB':>8}"
+          f"{f'decim/{factor}':>10}")
+    for path in sorted(p for p in root.iterdir() if p.name.endswith(".flac")):
+        clip = read_signal(path)
+        if clip.data.shape[0] != codec.config.channels:
+            continue
+        blob = codec.encode(clip.data, sample_rate=clip.sample_rate)
+        seconds = clip.data.shape[1] / clip.sample_rate
+        print(f"{path.name:<22}{clip.data.shape[0]:>9}{seconds:>9.1f}{len(blob):>8}"
+              f"{8 * len(blob) / seconds / 1e3:>8.1f}{snr(clip.data, codec.decode(blob)):>8.2f}"
+              f"{snr(clip.data, decimate_round_trip(clip.data, factor)):>10.2f}")
 
 
 def _rate(blob: bytes, shape: tuple[int, ...]) -> str:
@@ -132,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("input")
     info.add_argument("--json", action="store_true", help="one JSON object")
     info.set_defaults(run=_info)
-    demo = sub.add_parser("demo", help="compress the bundled sample images and report")
+    demo = sub.add_parser("demo", help="compress the bundled samples (images or audio) and report")
     demo.add_argument("--codec", default="rgb-16x", help="preset name or codec directory")
     demo.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     demo.set_defaults(run=_demo)

@@ -148,7 +148,7 @@ def _pillow_round_trip(image: np.ndarray, method: str, setting) -> tuple[int, np
         else:
             im.save(buf, format="JPEG2000", quality_mode="rates", quality_layers=[setting],
                     irreversible=True)
-        size += buf.tell()
+        size += buf.getbuffer().nbytes
         back = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
         planes.append(back[None] if back.ndim == 2 else back.transpose(2, 0, 1))
     return size, np.concatenate(planes)
@@ -198,7 +198,7 @@ def _sndfile_round_trip(clip, rate, fmt, subtype=None, level=None, codec_rate=No
         buf = io.BytesIO()
         soundfile.write(buf, clip.T if clip.dtype.kind != "f" else np.clip(clip.T, -1, 1), rate,
                         format=fmt, subtype=subtype)
-        size = buf.tell()
+        size = buf.getbuffer().nbytes
         buf.seek(0)
         back, _ = soundfile.read(buf, dtype=clip.dtype.name if clip.dtype.kind != "u" else "float32",
                                  always_2d=True)
@@ -211,7 +211,7 @@ def _sndfile_round_trip(clip, rate, fmt, subtype=None, level=None, codec_rate=No
     if fmt == "MP3":
         extra["bitrate_mode"] = "CONSTANT"
     soundfile.write(buf, np.clip(data, -1, 1), codec_rate, format=fmt, subtype=subtype, **extra)
-    size = buf.tell()
+    size = buf.getbuffer().nbytes
     buf.seek(0)
     back, _ = soundfile.read(buf, dtype="float32", always_2d=True)
     if codec_rate != rate:
