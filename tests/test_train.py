@@ -60,17 +60,23 @@ def test_resume_continues_from_the_checkpoint(tmp_path, capsys):
 
 
 def test_trains_a_four_channel_audio_codec(tmp_path):
+    """No real >2-channel recording exists offline, so the channels are real recordings put
+    side by side: the bundled music clip's left and right, resampled to 8 kHz, the bundled
+    speech clip, and the speech 0.3 s later (a second microphone)."""
     import soundfile
+    from scipy.signal import resample_poly
 
-    rng = np.random.default_rng(0)
+    samples = Path(walloc_io.__file__).parent / "samples"
+    music, rate = soundfile.read(samples / "heroes_rite.flac", dtype="float32")
+    speech, speech_rate = soundfile.read(samples / "speech_david4.flac", dtype="float32")
+    assert (rate, speech_rate) == (44100, 8000)
+    music = resample_poly(music, 80, 441, axis=0)[:22400]
+    quad = np.stack([music[:, 0], music[:, 1], speech[:22400], speech[2400:24800]], axis=1)
     folder = tmp_path / "audio"
     folder.mkdir()
-    t = np.arange(24000) / 16000
-    for i in range(4):  # four recordings of four channels: tones, chirps and noise
-        f = 220 * (i + 1)
-        chans = [np.sin(2 * np.pi * f * t * (1 + c / 7)) * 0.4 + 0.05 * rng.standard_normal(t.size)
-                 for c in range(4)]
-        soundfile.write(folder / f"take{i}.wav", np.stack(chans, 1), 16000, subtype="PCM_16")
+    for i in range(2):
+        take = quad[i * 11200:(i + 1) * 11200]
+        soundfile.write(folder / f"take{i}.wav", take, 8000, subtype="PCM_16")
     out = tmp_path / "quad"
     assert main(["train", str(folder), str(out), "--steps", "30", "--levels", "4",
                  "--latent-channels", "16", "--crop", "2048", "--decoder-channels", "16",
@@ -78,14 +84,20 @@ def test_trains_a_four_channel_audio_codec(tmp_path):
                  "--validate-every", "15"]) == 0
     codec = walloc_io.load_codec(out)
     assert codec.config.modality == "audio" and codec.config.channels == 4
-    clip, rate = soundfile.read(folder / "take3.wav", dtype="int16", always_2d=True)
+    clip, rate = soundfile.read(folder / "take1.wav", dtype="int16", always_2d=True)
     blob = codec.encode(clip.T, sample_rate=rate)
     decoded = codec.decode(blob)
     assert decoded.shape == clip.T.shape and decoded.dtype == np.int16
-    assert walloc_io.read_header(blob).sample_rate == 16000
+    assert walloc_io.read_header(blob).sample_rate == 8000
     signal = clip.T.astype(float)
     snr = 10 * np.log10((signal ** 2).mean() / ((signal - decoded) ** 2).mean())
-    assert snr > 8  # tones survive a 4x reduction after 30 steps
+    from walloc_io.metrics import decimate_round_trip
+    from walloc_io.metrics import snr as snr_of
+
+    assert snr == pytest.approx(snr_of(clip.T, decoded))
+    # 7.2 dB measured; ideal decimation by the same 4x gives 4.5 dB (speech fills the 4 kHz
+    # band). The codec shares latents across channels, so the duplicated speech costs less.
+    assert snr > snr_of(clip.T, decimate_round_trip(clip.T, 4)) + 1.5
 
 
 @pytest.mark.parametrize("problem", ["empty", "mixed", "crop"])
