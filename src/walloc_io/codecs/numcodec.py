@@ -1,0 +1,88 @@
+"""WaLLoC as a numcodecs codec (``id: "walloc"``), also a Zarr format-2 compressor.
+
+Registered through the ``numcodecs.codecs`` entry point, so a process that never imported
+walloc_io can do::
+
+    >>> import numcodecs, numpy as np
+    >>> codec = numcodecs.get_codec({"id": "walloc", "preset": "rgb-16x"})
+    >>> images = np.random.default_rng(0).integers(0, 256, (2, 3, 64, 64), dtype=np.uint8)
+    >>> codec.decode(codec.encode(images)).shape
+    (2, 3, 64, 64)
+
+The configuration is JSON only: ``preset`` or ``path`` (a codec directory), plus the chunk
+options of :mod:`walloc_io.codecs.chunk` (``channel_last``, ``nan``, ``sample_rate``) and
+``device``. The model is loaded lazily into a per-process cache and never pickled, so the
+codec ships cheaply to Dask and DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numcodecs.abc import Codec as _NumcodecsCodec
+from numcodecs.compat import ensure_ndarray_like
+
+from ..errors import InputError
+from .chunk import NAN_POLICIES, decode_chunk, encode_chunk
+
+
+class WallocCodec(_NumcodecsCodec):
+    """numcodecs codec storing array chunks as WaLLoC streams (see the module docstring).
+
+    ``encode`` takes an array whose trailing axes are one signal ``(..., C, H, W)`` /
+    ``(..., C, T)`` (leading axes: a batch); ``decode`` returns it in its shape and dtype
+    (lossy). Bytes that are not a WaLLoC chunk record raise :class:`BitstreamError`.
+    """
+
+    codec_id = "walloc"
+
+    def __init__(self, preset: str | None = None, path: str | None = None,
+                 channel_last: bool = False, nan: str = "raise", sample_rate: int = 0,
+                 device: str = "cpu") -> None:
+        if (preset is None) == (path is None):
+            raise InputError("walloc codec needs exactly one of preset= or path=")
+        if nan not in NAN_POLICIES:
+            raise InputError(f"nan must be one of {NAN_POLICIES}, got {nan!r}")
+        self.preset, self.path = preset, None if path is None else str(path)
+        self.channel_last, self.nan = bool(channel_last), nan
+        self.sample_rate, self.device = int(sample_rate), device
+        self._model = None
+
+    @property
+    def codec(self):
+        """The loaded :class:`walloc_io.Codec` (per-process cache)."""
+        if self._model is None:
+            from ..codec import load_codec
+
+            self._model = load_codec(self.preset or self.path, device=self.device)
+        return self._model
+
+    def get_config(self) -> dict:
+        config = {"id": self.codec_id, "channel_last": self.channel_last, "nan": self.nan,
+                  "sample_rate": self.sample_rate, "device": self.device}
+        config.update({"preset": self.preset} if self.preset else {"path": self.path})
+        return config
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_model": None}
+
+    def encode(self, buf) -> bytes:
+        arr = ensure_ndarray_like(buf)
+        return encode_chunk(self.codec, np.asarray(arr), channel_last=self.channel_last,
+                            nan=self.nan, sample_rate=self.sample_rate)
+
+    def decode(self, buf, out=None):
+        if isinstance(buf, np.ndarray):
+            buf = buf.tobytes()
+        arr = decode_chunk(self.codec, bytes(buf))
+        if out is None:
+            return arr
+        out = ensure_ndarray_like(out)
+        flat = out.reshape(-1).view(arr.dtype) if out.dtype != arr.dtype else out.reshape(-1)
+        if flat.size != arr.size:
+            raise InputError(f"decode out= holds {flat.size} values, chunk has {arr.size}")
+        flat[...] = arr.reshape(-1)
+        return out
+
+    def __repr__(self) -> str:
+        source = f"preset={self.preset!r}" if self.preset else f"path={self.path!r}"
+        return f"WallocCodec({source}, channel_last={self.channel_last}, nan={self.nan!r})"

@@ -1,0 +1,140 @@
+"""WaLLoC as a Zarr v3 array-to-bytes codec named ``"walloc"``.
+
+Registered through the ``zarr.codecs`` entry point::
+
+    zarr.create_array(store, shape=(100, 3, 512, 512), chunks=(8, 3, 256, 256), dtype="uint8",
+                      serializer={"name": "walloc", "configuration": {"preset": "rgb-16x"}})
+
+and arrays reopen in any process with walloc-io installed. Layout, dtypes and the NaN
+policy are those of :mod:`walloc_io.codecs.chunk`; a bad layout is rejected when the array
+is created, before any chunk is written. Encoding and decoding run off the event loop
+(``asyncio.to_thread``), and all the chunks zarr hands over in one call go through one
+batched codec call: raise ``zarr.config.set({"codec_pipeline.batch_size": 64})`` to give
+it more than one chunk at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from zarr.abc.codec import ArrayBytesCodec
+from zarr.core.array_spec import ArraySpec
+from zarr.core.buffer import Buffer, NDBuffer
+from zarr.core.chunk_grids import RegularChunkGrid
+from zarr.core.common import parse_named_configuration
+
+from ..errors import InputError
+from .chunk import NAN_POLICIES, ChunkLayoutError, check_layout, decode_chunks, encode_chunk
+
+
+@dataclass(frozen=True)
+class WallocZarrCodec(ArrayBytesCodec):
+    """Zarr v3 serializer storing each chunk as WaLLoC streams (one per leading-axis item)."""
+
+    preset: str | None = None
+    path: str | None = None
+    channel_last: bool = False
+    nan: str = "raise"
+    sample_rate: int = 0
+    device: str = "cpu"
+
+    is_fixed_size = False
+
+    def __post_init__(self) -> None:
+        if (self.preset is None) == (self.path is None):
+            raise InputError("walloc codec needs exactly one of preset= or path=")
+        if self.nan not in NAN_POLICIES:
+            raise InputError(f"nan must be one of {NAN_POLICIES}, got {self.nan!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WallocZarrCodec:
+        _, config = parse_named_configuration(data, "walloc", require_configuration=True)
+        unknown = set(config) - {"preset", "path", "channel_last", "nan", "sample_rate", "device"}
+        if unknown:
+            raise InputError(f"unknown walloc codec options: {sorted(unknown)}")
+        return cls(**config)
+
+    def to_dict(self) -> dict[str, Any]:
+        config: dict[str, Any] = {"preset": self.preset} if self.preset else {"path": self.path}
+        config.update(channel_last=self.channel_last, nan=self.nan, sample_rate=self.sample_rate,
+                      device=self.device)
+        return {"name": "walloc", "configuration": config}
+
+    @property
+    def codec(self):
+        from ..codec import load_codec  # per-process cache
+
+        return load_codec(self.preset or self.path, device=self.device)
+
+    def validate(self, *, shape, dtype, chunk_grid) -> None:
+        native = dtype.to_native_dtype()
+        if isinstance(chunk_grid, RegularChunkGrid):
+            chunks = chunk_grid.chunk_shape
+        else:  # pragma: no cover - zarr has only regular grids today
+            chunks = shape
+        check_layout(self.codec.config, chunks, native, self.channel_last)
+
+    def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
+        raise NotImplementedError  # variable-size output
+
+    # One chunk at a time (zarr's sync path and the default batch size of 1).
+    def _encode_sync(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
+        return self._encode_many([chunk_array], [chunk_spec])[0]
+
+    def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        return self._decode_many([chunk_bytes], [chunk_spec])[0]
+
+    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
+        return await asyncio.to_thread(self._encode_sync, chunk_array, chunk_spec)
+
+    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        return await asyncio.to_thread(self._decode_sync, chunk_bytes, chunk_spec)
+
+    # Batches: every chunk of the call in one codec call.
+    async def encode(self, chunks_and_specs: Iterable[tuple[NDBuffer | None, ArraySpec]]):
+        pairs = list(chunks_and_specs)
+        todo = [i for i, (c, _) in enumerate(pairs) if c is not None]
+        done = await asyncio.to_thread(
+            self._encode_many, [pairs[i][0] for i in todo], [pairs[i][1] for i in todo])
+        out: list[Buffer | None] = [None] * len(pairs)
+        for i, buf in zip(todo, done):
+            out[i] = buf
+        return out
+
+    async def decode(self, chunks_and_specs: Iterable[tuple[Buffer | None, ArraySpec]]):
+        pairs = list(chunks_and_specs)
+        todo = [i for i, (c, _) in enumerate(pairs) if c is not None]
+        done = await asyncio.to_thread(
+            self._decode_many, [pairs[i][0] for i in todo], [pairs[i][1] for i in todo])
+        out: list[NDBuffer | None] = [None] * len(pairs)
+        for i, arr in zip(todo, done):
+            out[i] = arr
+        return out
+
+    def _encode_many(self, arrays: list[NDBuffer], specs: list[ArraySpec]) -> list[Buffer]:
+        codec, out = self.codec, []
+        for arr, spec in zip(arrays, specs):
+            chunk = np.asarray(arr.as_numpy_array())
+            if chunk.shape != spec.shape:
+                raise ChunkLayoutError(f"chunk of shape {chunk.shape}, expected {spec.shape}")
+            record = encode_chunk(codec, chunk, channel_last=self.channel_last, nan=self.nan,
+                                  sample_rate=self.sample_rate)
+            out.append(spec.prototype.buffer.from_bytes(record))
+        return out
+
+    def _decode_many(self, buffers: list[Buffer], specs: list[ArraySpec]) -> list[NDBuffer]:
+        arrays = decode_chunks(self.codec, [b.to_bytes() for b in buffers])
+        out = []
+        for arr, spec in zip(arrays, specs):
+            native = spec.dtype.to_native_dtype()
+            if arr.shape != spec.shape or arr.dtype != native:
+                from ..errors import BitstreamError
+
+                raise BitstreamError(f"chunk decodes to {arr.shape} {arr.dtype}, the array "
+                                     f"expects {spec.shape} {native}")
+            out.append(spec.prototype.nd_buffer.from_numpy_array(arr))
+        return out
