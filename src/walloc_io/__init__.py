@@ -19,14 +19,17 @@ from .presets import list_presets
 if TYPE_CHECKING:
     from .codec import Codec, load_codec
     from .config import CodecConfig
+    from .pipelines.zarr_dask import decode_array, open_latents
 
 __version__ = "0.1.0"
 __all__ = [
     "BitstreamError", "Codec", "CodecConfig", "Header", "InputError", "ModelMismatchError",
-    "PresetError", "WallocError", "list_presets", "load_codec", "read_header",
+    "PresetError", "WallocError", "decode_array", "list_presets", "load_codec", "open_latents",
+    "read_header",
 ]
 
-_LAZY = {"Codec": "codec", "load_codec": "codec", "CodecConfig": "config"}
+_LAZY = {"Codec": "codec", "load_codec": "codec", "CodecConfig": "config",
+         "open_latents": "pipelines.zarr_dask", "decode_array": "pipelines.zarr_dask"}
 
 
 def __getattr__(name: str):

@@ -1,0 +1,117 @@
+"""Latent views and batched Dask decoding of WaLLoC Zarr arrays (threaded and distributed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+zarr = pytest.importorskip("zarr")
+da = pytest.importorskip("dask.array")
+
+import walloc_io  # noqa: E402
+from walloc_io.codecs.chunk import ChunkLayoutError  # noqa: E402
+from walloc_io.metrics import psnr  # noqa: E402
+
+from .conftest import smooth_images  # noqa: E402
+
+RGB = {"name": "walloc", "configuration": {"preset": "rgb-16x"}}
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Six smooth RGB pictures (100 x 128) in a v3 store, chunks (2, 3, 64, 64): edge chunks
+    along H, and the last pair of pictures never written (zarr stores nothing there)."""
+    x = np.stack(smooth_images(6, (100, 128), seed=2))
+    path = tmp_path_factory.mktemp("dask") / "photos.zarr"
+    arr = zarr.create_array(path, shape=x.shape, chunks=(2, 3, 64, 64), dtype="uint8",
+                            serializer=RGB, fill_value=0)
+    arr[:4] = x[:4]
+    return path, x
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return walloc_io.load_codec("rgb-16x", device="cpu")
+
+
+def test_latent_view_matches_encoder_without_running_the_decoder(photos, codec, monkeypatch):
+    path, x = photos
+
+    def boom(*_):
+        raise AssertionError("the decoder network ran")
+
+    monkeypatch.setattr(type(codec), "synthesise", boom)
+    lat = walloc_io.open_latents(path)
+    assert isinstance(lat, da.Array)
+    assert lat.shape == (6, 12, 13, 16) and lat.dtype == np.int32
+    assert lat.chunks == ((2, 2, 2), (12,), (8, 5), (8, 8))
+    got = lat.compute(scheduler="threads")
+    for i, (r, c) in enumerate([(0, 0), (0, 64)]):
+        ref = codec.decode_latents(codec.encode(x[i, :, r:r + 64, c:c + 64]))
+        np.testing.assert_array_equal(got[i, :, :8, c // 8:c // 8 + 8], ref)
+    edge = np.zeros((3, 64, 64), np.uint8)
+    edge[:, :36] = x[1, :, 64:, :64]  # zarr pads the edge chunk with the fill value
+    np.testing.assert_array_equal(got[1, :, 8:, :8], codec.decode_latents(codec.encode(edge))[:, :5])
+    empty = codec.decode_latents(codec.encode(np.zeros((3, 64, 64), np.uint8)))
+    np.testing.assert_array_equal(got[5, :, :8, :8], empty)  # never-written chunk: fill value
+
+
+def test_dequantised_latents(photos, codec):
+    path, _ = photos
+    ints = walloc_io.open_latents(path).compute()
+    floats = walloc_io.open_latents(path, dequantise=True).compute()
+    assert floats.dtype == np.float32 and floats.shape == ints.shape
+    assert np.all(np.sign(floats) == np.sign(ints))  # companding is odd and monotone
+    assert np.corrcoef(floats.ravel(), ints.ravel())[0, 1] > 0.9
+
+
+def test_batched_decode_matches_zarr(photos):
+    path, x = photos
+    ref = zarr.open_array(path, mode="r")[:]
+    for per_task in (1, 3):
+        arr = walloc_io.decode_array(path, chunks_per_task=per_task, device="cpu")
+        assert arr.shape == x.shape and arr.dtype == np.uint8
+        out = arr.compute(scheduler="threads")
+        assert np.abs(out.astype(int) - ref).max() <= 1
+    assert psnr(x[:4], out[:4]) > 26
+    assert not out[4:].any()  # never written: the fill value
+    lat = walloc_io.decode_array(path, to="latents").compute(scheduler="threads")
+    np.testing.assert_array_equal(lat, walloc_io.open_latents(path).compute())
+
+
+def test_distributed_two_workers(photos):
+    distributed = pytest.importorskip("distributed")
+    path, _ = photos
+    ref = walloc_io.decode_array(path, chunks_per_task=2, device="cpu").compute(scheduler="threads")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        arr = walloc_io.decode_array(str(path), chunks_per_task=2, device="cpu")
+        out = client.compute(arr).result()
+        lat = client.compute(walloc_io.open_latents(str(path))).result()
+        workers = client.run(lambda: __import__("os").getpid())
+    assert len(set(workers.values())) == 2
+    # the network's float sums may round differently with another thread count: within 1
+    assert out.shape == ref.shape and np.abs(out.astype(int) - ref).max() <= 1
+    np.testing.assert_array_equal(lat, walloc_io.open_latents(path).compute())  # exact
+
+
+def test_latent_view_errors(tmp_path):
+    plain = zarr.create_array(tmp_path / "plain.zarr", shape=(2, 3, 64, 64), dtype="uint8")
+    with pytest.raises(walloc_io.InputError, match="not a WaLLoC-encoded"):
+        walloc_io.open_latents(plain)
+    odd = zarr.create_array(tmp_path / "odd.zarr", shape=(2, 3, 100, 100), chunks=(1, 3, 60, 100),
+                            dtype="uint8", serializer=RGB)
+    with pytest.raises(ChunkLayoutError, match="multiples of 8"):
+        walloc_io.open_latents(odd)
+    with pytest.raises(walloc_io.InputError, match="to must be"):
+        walloc_io.decode_array(odd, to="pixels")
+
+
+def test_import_walloc_io_does_not_import_dask_or_zarr():
+    import subprocess
+    import sys
+
+    code = ("import sys, walloc_io; walloc_io.load_codec('rgb-16x'); "
+            "print(sorted(m for m in ('zarr', 'dask', 'numcodecs', 'webdataset') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
