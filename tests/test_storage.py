@@ -274,3 +274,18 @@ def test_batched_zarr_decode_matches_one_chunk_at_a_time(tmp_path, stack):
     with zarr.config.set({"codec_pipeline.batch_size": 16}):
         batched = zarr.open_array(tmp_path / "a.zarr", mode="r")[:]
     assert np.abs(batched.astype(int) - single).max() <= 1
+
+
+def test_xarray_variable_round_trip(tmp_path, stack):
+    xr = pytest.importorskip("xarray")
+    ds = xr.Dataset({"photos": (("item", "band", "y", "x"), stack),
+                     "label": (("item",), np.arange(len(stack)))})
+    encoding = {"photos": {"chunks": (2, 3, 64, 64), "serializer": RGB, "compressors": None}}
+    ds.to_zarr(tmp_path / "ds.zarr", mode="w", encoding=encoding, zarr_format=3,
+               consolidated=False)
+    back = xr.open_zarr(tmp_path / "ds.zarr", consolidated=False)
+    assert back.photos.dtype == np.uint8 and back.photos.shape == stack.shape
+    assert psnr(stack, back.photos.values) > 26
+    np.testing.assert_array_equal(back.label.values, np.arange(len(stack)))
+    meta = json.loads((tmp_path / "ds.zarr" / "photos" / "zarr.json").read_text())
+    assert meta["codecs"][0]["name"] == "walloc"
