@@ -158,10 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--codec", default="rgb-16x", help="preset name or codec directory")
     demo.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     demo.set_defaults(run=_demo)
-    from . import evaluate, train
+    from . import convert, evaluate, train
 
     train.add_parser(sub)
     evaluate.add_parser(sub)
+    convert.add_parser(sub)
     return parser
 
 
