@@ -101,6 +101,42 @@ def _demo(args: argparse.Namespace) -> None:
               f"{bpp:>7.3f}{psnr(image, decoded):>9.2f}{base:>12.2f}")
 
 
+def _demo_store(args: argparse.Namespace) -> None:
+    """The main job: bundled samples -> a WaLLoC Zarr store (dask.distributed), read back as
+    signals (zarr) and as latents (a Dask latent view), and the conversion summary."""
+    import tempfile
+    from importlib.resources import as_file, files
+
+    import zarr
+
+    from ..codec import load_codec
+    from ..pipelines.convert import convert
+    from ..pipelines.zarr_dask import open_latents
+
+    codec = load_codec(args.codec, device="cpu")
+    with as_file(files("walloc_io").joinpath("samples")) as samples, \
+            tempfile.TemporaryDirectory() as tmp:
+        dst = Path(args.store) if args.store else Path(tmp) / "samples.zarr"
+        src = Path(tmp) / "src"
+        src.mkdir()
+        suffix = ".png" if codec.config.modality == "image" else ".flac"
+        for p in sorted(samples.iterdir()):
+            if p.suffix == suffix:
+                (src / p.name).write_bytes(p.read_bytes())
+        print(f"converting {len(list(src.iterdir()))} bundled samples with {codec.config.name} "
+              f"on a {args.workers}-worker dask.distributed LocalCluster -> {dst}")
+        summary = convert(str(src), str(dst), args.codec, workers=args.workers)
+        print("\n".join("  " + line for line in summary.lines(codec.config.modality)))
+        group = zarr.open_group(dst, mode="r")
+        print(f"{'item':<28}{'signal (zarr)':>22}{'latents (dask view)':>26}")
+        for name in group.attrs["walloc_convert"]["items"]:
+            arr = group[f"items/{name}"]
+            signal = arr[...]
+            latents = open_latents(arr).compute(scheduler="threads")
+            print(f"{name:<28}{str(signal.shape) + ' ' + signal.dtype.name:>22}"
+                  f"{str(latents.shape) + ' ' + latents.dtype.name:>26}")
+
+
 def _demo_audio(codec, root) -> None:
     from ..metrics import decimate_round_trip, snr
     from .io import read_signal
@@ -158,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--codec", default="rgb-16x", help="preset name or codec directory")
     demo.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     demo.set_defaults(run=_demo)
+    store = sub.add_parser("demo-store", help="the main job: convert the bundled samples to a "
+                           "WaLLoC Zarr store and read them back as signals and latents")
+    store.add_argument("--codec", default="rgb-16x", help="preset name or codec directory")
+    store.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
+    store.add_argument("--store", help="keep the store here (default: a temporary directory)")
+    store.set_defaults(run=_demo_store)
     from . import convert, evaluate, train
 
     train.add_parser(sub)
