@@ -123,3 +123,15 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
             assert a[key] == b[key], key
     meta_a, meta_b = (json.loads(t["zarr.json"]) for t in (a, b))
     assert meta_a == meta_b
+
+
+def test_main_job_demo_store(tmp_path, capsys):
+    store = tmp_path / "samples.zarr"
+    assert main(["demo-store", "--workers", "1", "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "items: 3 converted, 0 skipped" in out
+    assert "(3, 384, 512) uint8" in out and "(12, 48, 64) int32" in out
+    ratio = float(out.split("compression ratio: ")[1].split("x")[0])
+    mean_psnr = float(out.split("mean PSNR: ")[1].split(" dB")[0])
+    assert ratio > 10 and 27 < mean_psnr < 40
+    assert sorted(zarr.open_group(store, mode="r")["items"].array_keys()) == ["kleiber", "ladybird", "life"]
