@@ -265,11 +265,11 @@ def _valid_window(cube: np.ndarray, size: int) -> tuple[int, int]:
     """Top-left of the most central ``size`` window that has data in every pixel."""
     valid = np.all(cube > 0, axis=0)
     h, w = valid.shape
-    candidates = [(abs(t - (h - size) / 2) + abs(l - (w - size) / 2), t, l)
-                  for t in range(0, h - size + 1, 32) for l in range(0, w - size + 1, 32)]
-    for _, t, l in sorted(candidates):
-        if valid[t:t + size, l:l + size].all():
-            return t, l
+    candidates = [(abs(t - (h - size) / 2) + abs(c - (w - size) / 2), t, c)
+                  for t in range(0, h - size + 1, 32) for c in range(0, w - size + 1, 32)]
+    for _, t, c in sorted(candidates):
+        if valid[t:t + size, c:c + size].all():
+            return t, c
     raise RuntimeError(f"no fully valid {size}x{size} window")
 
 

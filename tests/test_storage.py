@@ -189,7 +189,9 @@ def test_zarr_v3_reopens_in_a_fresh_process(tmp_path, stack):
     out = run_fresh(f"""
         import sys, numpy as np, zarr
         a = zarr.open_array({str(path)!r}, mode="r")
-        np.testing.assert_array_equal(a[:], np.load({str(tmp_path / "expected.npy")!r}))
+        # within 1: the decoder's float sums may round differently with another thread count
+        diff = np.abs(a[:].astype(int) - np.load({str(tmp_path / "expected.npy")!r}))
+        assert diff.max() <= 1 and diff.mean() < 0.01, (diff.max(), diff.mean())
         print(a.metadata.to_dict()["codecs"][0]["name"], "walloc_io.codecs.zarr3" in sys.modules)
     """)
     assert out.strip() == "walloc True"

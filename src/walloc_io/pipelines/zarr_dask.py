@@ -1,7 +1,7 @@
-"""WaLLoC-encoded Zarr arrays as Dask arrays: latent views and batched decoding.
+"""WaLLoC-encoded Zarr arrays as Dask arrays: latent views and batched decoding::
 
-    >>> lat = walloc_io.open_latents("photos.zarr")          # int32 latents, no decoder run
-    >>> x = decode_array("photos.zarr", chunks_per_task=16)  # signals, 16 chunks per call
+    lat = walloc_io.open_latents("photos.zarr")                   # int32 latents, no decoder run
+    x = walloc_io.decode_array("photos.zarr", chunks_per_task=16)  # signals, 16 chunks per call
 
 Both read each chunk's stored bytes directly (undoing any bytes-to-bytes codec such as the
 default Zstd), so a latent view never runs the decoder network, and a decoding task gathers
