@@ -96,24 +96,10 @@ class WallocZarrCodec(ArrayBytesCodec):
 
     # Batches: every chunk of the call in one codec call.
     async def encode(self, chunks_and_specs: Iterable[tuple[NDBuffer | None, ArraySpec]]):
-        pairs = list(chunks_and_specs)
-        todo = [i for i, (c, _) in enumerate(pairs) if c is not None]
-        done = await asyncio.to_thread(
-            self._encode_many, [pairs[i][0] for i in todo], [pairs[i][1] for i in todo])
-        out: list[Buffer | None] = [None] * len(pairs)
-        for i, buf in zip(todo, done):
-            out[i] = buf
-        return out
+        return await _batched(self._encode_many, chunks_and_specs)
 
     async def decode(self, chunks_and_specs: Iterable[tuple[Buffer | None, ArraySpec]]):
-        pairs = list(chunks_and_specs)
-        todo = [i for i, (c, _) in enumerate(pairs) if c is not None]
-        done = await asyncio.to_thread(
-            self._decode_many, [pairs[i][0] for i in todo], [pairs[i][1] for i in todo])
-        out: list[NDBuffer | None] = [None] * len(pairs)
-        for i, arr in zip(todo, done):
-            out[i] = arr
-        return out
+        return await _batched(self._decode_many, chunks_and_specs)
 
     def _encode_many(self, arrays: list[NDBuffer], specs: list[ArraySpec]) -> list[Buffer]:
         codec, out = self.codec, []
@@ -138,3 +124,14 @@ class WallocZarrCodec(ArrayBytesCodec):
                                      f"expects {spec.shape} {native}")
             out.append(spec.prototype.nd_buffer.from_numpy_array(arr))
         return out
+
+
+async def _batched(run, chunks_and_specs) -> list:
+    """``run(chunks, specs)`` on the non-None chunks, in a thread; None stays None."""
+    pairs = list(chunks_and_specs)
+    todo = [i for i, (c, _) in enumerate(pairs) if c is not None]
+    done = await asyncio.to_thread(run, [pairs[i][0] for i in todo], [pairs[i][1] for i in todo])
+    out: list = [None] * len(pairs)
+    for i, result in zip(todo, done):
+        out[i] = result
+    return out
