@@ -80,3 +80,17 @@ def test_stereo_20x_on_held_out_music():
     ours = snr(clip.data, decoded)
     assert 11 < ours < 25  # 13.07 dB measured; ideal decimation at the same DR gives 13.25
     assert ours > snr(clip.data, decimate_round_trip(clip.data, 19)) - 1.5
+
+
+def test_rgb_4x_beats_bicubic_by_2(samples):
+    codec = walloc_io.load_codec("rgb-4x", device="cpu")
+    assert codec.config.latent_channels == 48 and codec.dimensionality_reduction == 4
+    bpp, ours, bicubic = [], [], []
+    for image in samples:
+        blob = codec.encode(image)
+        bpp.append(8 * len(blob) / (image.shape[1] * image.shape[2]))
+        ours.append(psnr(image, codec.decode(blob)))
+        bicubic.append(psnr(image, bicubic_round_trip(image, 2)))
+    assert 0.4 < np.mean(bpp) < 2.5  # 1.53 bpp, 35.52 dB vs bicubic 31.58 dB measured
+    assert np.mean(ours) >= np.mean(bicubic) + 1.0
+    assert np.mean(ours) < 45
