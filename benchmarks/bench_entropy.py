@@ -5,9 +5,10 @@ entropy-decoding speed (latent symbols per second), on held-out data.
     python benchmarks/bench_entropy.py rgb-16x:data/images/val gray-16x:data/images/val \\
         stereo-20x:data/audio/stereo/val --out benchmarks/results/entropy.md
 
-Each argument is ``CODEC:FOLDER``. Images are converted to the codec's channel count (grey
-for 1-channel codecs). The reference stores latents + 128 as lossless WebP (method 6); 2D
-latents use the better of an RGB and a grey-mosaic tiling (as in bench_codec.py), 1D latents
+Each argument is ``CODEC:FOLDER``. Items are read as ``walloc eval`` reads them (photos
+converted to grey for 1-channel codecs, as Pillow does). The reference stores latents + 128
+as lossless WebP (method 6); 2D latents use the better of an RGB and a grey-mosaic tiling (as
+in bench_codec.py), 1D latents
 ``(C, T)`` are one grey picture, C rows by T columns. Our bytes are whole streams, header
 included. Speed: median of ``--repeat`` runs of ``decode_latents`` (header, entropy decoding,
 nothing else), single thread.
@@ -26,7 +27,7 @@ from bench_codec import latents_as_webp
 from PIL import Image
 
 from walloc_io import load_codec
-from walloc_io.cli.io import read_signal, signal_files
+from walloc_io.cli.evaluate import _items as eval_items
 
 
 def webp_bytes(latents: np.ndarray) -> int:
@@ -42,24 +43,12 @@ def webp_bytes(latents: np.ndarray) -> int:
     return min(sizes)
 
 
-def items(folder: Path, codec) -> list[tuple[np.ndarray, int]]:
-    cfg, out = codec.config, []
-    for path in signal_files(folder, cfg.modality):
-        sig = read_signal(path)
-        data = sig.data
-        if cfg.modality == "image" and cfg.channels == 1 and data.shape[0] == 3:
-            data = np.round(data.astype(float).T @ [0.299, 0.587, 0.114]).T.astype(np.uint8)[None]
-        if data.shape[0] == cfg.channels:
-            out.append((data, sig.sample_rate))
-    return out
-
-
 def measure(spec: str, repeat: int) -> dict:
     name, folder = spec.split(":", 1)
     codec = load_codec(name, device="cpu")
     ours = webp = symbols = 0
     seconds = 0.0
-    for data, rate in items(Path(folder), codec):
+    for _, data, rate in eval_items(Path(folder), codec.config.modality, codec.config.channels):
         blob = codec.encode(data, sample_rate=rate)
         latents = codec.decode_latents(blob)
         times = []

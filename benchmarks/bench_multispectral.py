@@ -28,6 +28,7 @@ import numpy as np
 
 from walloc_io import load_codec
 from walloc_io.cli.io import read_signal, signal_files
+from walloc_io.metrics import psnr
 
 J2K_RATIOS = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)  # vs the raw band
 SZ_BOUNDS = (0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)  # absolute error bound, in uint8 steps
@@ -38,11 +39,7 @@ def peak(band: np.ndarray) -> float:
 
 
 def band_psnr(ref: np.ndarray, test: np.ndarray) -> list[float]:
-    out = []
-    for r, t in zip(ref, test):
-        mse = np.mean((r.astype(np.float64) - t.astype(np.float64)) ** 2)
-        out.append(10 * math.log10(peak(r) ** 2 / max(mse, 1e-12)))
-    return out
+    return [psnr(r, t, peak=peak(r)) for r, t in zip(ref, test)]
 
 
 def jpeg2000(cube: np.ndarray, ratio: float) -> tuple[int, np.ndarray]:

@@ -19,12 +19,12 @@ from ..errors import WallocError
 
 def _encode(args: argparse.Namespace) -> None:
     from ..codec import load_codec
-    from .io import read_signal
+    from .io import read_signal, write_atomic
 
     signal = read_signal(args.input)
     codec = load_codec(args.codec, device=args.device)
     blob = codec.encode(signal.data, sample_rate=signal.sample_rate)
-    _write_atomic(args.output, blob)
+    write_atomic(args.output, blob)
     ratio = signal.data.nbytes / len(blob)
     print(f"{args.input} -> {args.output}: {signal.data.nbytes} -> {len(blob)} bytes "
           f"({ratio:.1f}x, {_rate(blob, signal.data.shape)})")
@@ -161,13 +161,6 @@ def _rate(blob: bytes, shape: tuple[int, ...]) -> str:
     if len(shape) == 3:
         return f"{8 * len(blob) / (shape[1] * shape[2]):.3f} bpp"
     return f"{8 * len(blob) / (shape[0] * shape[1]):.3f} bits/sample"
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.partial")
-    tmp.write_bytes(data)
-    tmp.replace(target)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -190,37 +190,40 @@ def _evaluate_audio(codec, clip, rate, baselines: bool) -> list[dict]:
 def _sndfile_round_trip(clip, rate, fmt, subtype=None, level=None, codec_rate=None):
     """Encode ``(C, T)`` audio with libsndfile (resampled to ``codec_rate`` first) and decode
     it back to ``clip``'s rate, length and dtype, aligned for the codec's delay."""
-    import soundfile
     from scipy.signal import resample_poly
 
     codec_rate = codec_rate or rate
     if level is None and codec_rate == rate:  # lossless: hand libsndfile the samples as they are
-        buf = io.BytesIO()
-        soundfile.write(buf, clip.T if clip.dtype.kind != "f" else np.clip(clip.T, -1, 1), rate,
-                        format=fmt, subtype=subtype)
-        size = buf.getbuffer().nbytes
-        buf.seek(0)
-        back, _ = soundfile.read(buf, dtype=clip.dtype.name if clip.dtype.kind != "u" else "float32",
-                                 always_2d=True)
+        data = clip.T if clip.dtype.kind != "f" else np.clip(clip.T, -1, 1)
+        read_as = clip.dtype.name if clip.dtype.kind != "u" else "float32"
+        size, back = _sndfile_bytes(data, rate, fmt, subtype, {}, read_as)
         return size, back.T
-    data = _to_float(clip).T
-    if codec_rate != rate:
-        data = resample_poly(data, codec_rate, rate, axis=0).astype(np.float32)
-    buf = io.BytesIO()
+    ref = _to_float(clip).T
+    data = ref if codec_rate == rate else resample_poly(ref, codec_rate, rate, axis=0).astype(np.float32)
     extra = {} if level is None else {"compression_level": level}
     if fmt == "MP3":
         extra["bitrate_mode"] = "CONSTANT"
-    soundfile.write(buf, np.clip(data, -1, 1), codec_rate, format=fmt, subtype=subtype, **extra)
-    size = buf.getbuffer().nbytes
-    buf.seek(0)
-    back, _ = soundfile.read(buf, dtype="float32", always_2d=True)
+    size, back = _sndfile_bytes(np.clip(data, -1, 1), codec_rate, fmt, subtype, extra, "float32")
     if codec_rate != rate:
         back = resample_poly(back, rate, codec_rate, axis=0)
-    back = _align(_to_float(clip).T, back)
+    back = _align(ref, back)
     if clip.dtype.kind in "iu":
         info = np.iinfo(clip.dtype)
         back = np.clip(np.round(back * 32768.0 if clip.dtype == np.int16 else back), info.min, info.max)
     return size, back.T.astype(clip.dtype)
+
+
+def _sndfile_bytes(data, rate, fmt, subtype, extra, read_as) -> tuple[int, np.ndarray]:
+    """Write ``(T, C)`` with libsndfile into memory and read it back: (bytes, ``(T', C)``).
+    The size is the buffer's length: libsndfile seeks back to write some headers (FLAC)."""
+    import soundfile
+
+    buf = io.BytesIO()
+    soundfile.write(buf, data, rate, format=fmt, subtype=subtype, **extra)
+    size = buf.getbuffer().nbytes
+    buf.seek(0)
+    back, _ = soundfile.read(buf, dtype=read_as, always_2d=True)
+    return size, back
 
 
 def _to_float(clip: np.ndarray) -> np.ndarray:

@@ -111,3 +111,16 @@ def write_signal(path: str | Path, data: np.ndarray, sample_rate: int = 0) -> No
 
 def _pil_format(suffix: str) -> str:
     return {".jpg": "JPEG", ".jpeg": "JPEG"}.get(suffix, suffix[1:].upper())
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary sibling and a rename: readers (and a rerun
+    after a crash) see the old file or the whole new one, never a part. The temporary name
+    carries the process id, so concurrent writers never share one."""
+    import os
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    tmp.write_bytes(data)
+    os.replace(tmp, target)

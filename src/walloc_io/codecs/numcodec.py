@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 from numcodecs.abc import Codec as _NumcodecsCodec
-from numcodecs.compat import ensure_ndarray_like
+from numcodecs.compat import ensure_bytes, ensure_ndarray_like
 
 from ..errors import InputError
 from .chunk import NAN_POLICIES, decode_chunk, encode_chunk
@@ -71,9 +71,7 @@ class WallocCodec(_NumcodecsCodec):
                             nan=self.nan, sample_rate=self.sample_rate)
 
     def decode(self, buf, out=None):
-        if isinstance(buf, np.ndarray):
-            buf = buf.tobytes()
-        arr = decode_chunk(self.codec, bytes(buf))
+        arr = decode_chunk(self.codec, ensure_bytes(buf))
         if out is None:
             return arr
         out = ensure_ndarray_like(out)

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, WallocError
+from ..presets import PRESET_DIR
 
 MARKERS = ".walloc-convert"
 
@@ -141,8 +142,9 @@ def run_task(job: Job, kind: str, task: dict, array_info: dict | None = None) ->
         stats = _folder_item(job, codec, task)
     else:
         stats = _array_rows(job, codec, task, array_info)
-    marker = Path(job.partial) / MARKERS / f"{task['id']}.json"
-    _write_atomic(marker, json.dumps(stats).encode())
+    from ..cli.io import write_atomic
+
+    write_atomic(Path(job.partial) / MARKERS / f"{task['id']}.json", json.dumps(stats).encode())
     return stats
 
 
@@ -212,8 +214,10 @@ def _quality(modality: str, ref: np.ndarray, out: np.ndarray) -> float:
 
 
 def _create(group, name: str, shape, chunks, dtype, job: Job, sample_rate: int = 0):
-    options = {"preset": job.codec} if "/" not in job.codec and not Path(job.codec).exists() \
-        else {"path": str(Path(job.codec).resolve())}
+    from ..presets import resolve
+
+    path = resolve(job.codec)  # a codec directory wins over a preset of the same name, as in load_codec
+    options = {"preset": job.codec} if path.parent == PRESET_DIR else {"path": str(path)}
     if job.zarr_format == 3:
         serializer = {"name": "walloc", "configuration": {**options, "sample_rate": sample_rate}}
         return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype,
@@ -227,13 +231,6 @@ def _create(group, name: str, shape, chunks, dtype, job: Job, sample_rate: int =
 
 def _array_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 # -- driver ------------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ class StoredArray:
     def grid(self) -> tuple[int, ...]:
         return tuple(math.ceil(n / c) for n, c in zip(self.shape, self.chunks))
 
-    def record(self, coords: tuple[int, ...], codec) -> bytes | None:
+    def record(self, coords: tuple[int, ...]) -> bytes | None:
         """The stored chunk record at ``coords`` (None where zarr stored nothing)."""
         from zarr.core.buffer import default_buffer_prototype
         from zarr.core.sync import sync
@@ -82,12 +82,15 @@ class StoredArray:
             (buf,) = sync(c.decode([(buf, spec)]))
         return buf.to_bytes()
 
-    def fill_record(self, codec) -> bytes:
-        """Record of a chunk holding only the fill value (zarr does not store those)."""
+    def fill_chunk(self) -> np.ndarray:
+        """A chunk holding only the fill value (what zarr does not store)."""
         fill = self.array.metadata.fill_value
-        value = 0 if fill is None else np.asarray(fill).astype(self.dtype)
-        return encode_chunk(codec, np.full(self.chunks, value, self.dtype),
-                            channel_last=self.channel_last)
+        return np.full(self.chunks, 0 if fill is None else fill, self.dtype)
+
+    @functools.cached_property
+    def fill_record(self) -> bytes:
+        """The record such a chunk would have had: its latents are the fill value's."""
+        return encode_chunk(self.codec(), self.fill_chunk(), channel_last=self.channel_last)
 
 
 def _walloc_options(meta) -> tuple[dict, list]:
@@ -126,18 +129,12 @@ def _block_task(stored: StoredArray, coords_list: list[tuple[int, ...]], to: str
                 device: str, dequantise: bool) -> np.ndarray:
     """Decode a run of chunks (consecutive along axis 0) in one batched call."""
     codec = stored.codec(device)
-    records = [stored.record(c, codec) for c in coords_list]
-    missing = [r is None for r in records]
-    if to == "signal" and all(missing):
-        fill = stored.array.metadata.fill_value
-        parts = [np.full(stored.chunks, 0 if fill is None else fill, stored.dtype) for _ in records]
-    else:
-        records = [stored.fill_record(codec) if r is None else r for r in records]
-        parts = decode_chunks(codec, records, to=to)
-        if to == "signal":
-            fill = stored.array.metadata.fill_value
-            parts = [np.full(stored.chunks, 0 if fill is None else fill, stored.dtype) if m else p
-                     for p, m in zip(parts, missing)]
+    records = [stored.record(c) for c in coords_list]
+    if to == "latents":
+        records = [stored.fill_record if r is None else r for r in records]
+    present = [r for r in records if r is not None]
+    decoded = iter(decode_chunks(codec, present, to=to) if present else [])
+    parts = [stored.fill_chunk() if r is None else next(decoded) for r in records]
     block = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
     if to == "latents" and dequantise:
         block = _dequantise(codec, block)
