@@ -95,13 +95,15 @@ def test_existing_destination_is_refused(tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("fmt", ["zarr", "webdataset"])
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, fmt):
     src = _folder(tmp_path, 12)
-    reference = tmp_path / "ref.zarr"
-    assert main(["convert", str(src), str(reference), "--workers", "1"]) == 0
-    dst = tmp_path / "out.zarr"
-    markers = tmp_path / "out.zarr.partial" / ".walloc-convert"
-    cmd = [sys.executable, "-m", "walloc_io.cli", "convert", str(src), str(dst), "--workers", "1"]
+    opts = ["--workers", "1", "--format", fmt, "--items-per-task", "1"]
+    reference = tmp_path / "ref"
+    assert main(["convert", str(src), str(reference), *opts]) == 0
+    dst = tmp_path / "out"
+    markers = tmp_path / "out.partial" / ".walloc-convert"
+    cmd = [sys.executable, "-m", "walloc_io.cli", "convert", str(src), str(dst), *opts]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 120
@@ -119,10 +121,133 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     a, b = _tree(reference), _tree(dst)
     assert a.keys() == b.keys()
     for key in a:
-        if key != "zarr.json":
+        if key not in ("zarr.json", "walloc-convert.json"):
             assert a[key] == b[key], key
-    meta_a, meta_b = (json.loads(t["zarr.json"]) for t in (a, b))
+    meta = "zarr.json" if fmt == "zarr" else "walloc-convert.json"
+    meta_a, meta_b = (json.loads(t[meta]) for t in (a, b))
+    meta_a.get("attributes", meta_a).get("walloc_convert", meta_a).pop("source")
+    meta_b.get("attributes", meta_b).get("walloc_convert", meta_b).pop("source")
     assert meta_a == meta_b
+
+
+# -- WebDataset shards in and out -----------------------------------------------------------------
+def _shards(root: Path, n_shards: int = 2, per_shard: int = 3, bad: str | None = None) -> list[Path]:
+    """Real tar shards in webdataset's layout: ``key.png`` + ``key.cls`` + ``key.json``."""
+    import io
+    import tarfile
+
+    from PIL import Image
+
+    images = smooth_images(n_shards * per_shard, (96, 128), seed=21)
+    paths = []
+    for s in range(n_shards):
+        path = root / f"train-{s:03d}.tar"
+        with tarfile.open(path, "w") as tar:
+            for i in range(per_shard):
+                key = f"part{s}/sample{i:02d}"
+                buf = io.BytesIO()
+                Image.fromarray(images[s * per_shard + i].transpose(1, 2, 0)).save(buf, format="PNG")
+                png = b"garbage" if key == bad else buf.getvalue()
+                for field, data in (("png", png), ("cls", str(i % 2).encode()),
+                                    ("json", json.dumps({"i": i, "s": s}).encode())):
+                    info = tarfile.TarInfo(f"{key}.{field}")
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+        paths.append(path)
+    return paths
+
+
+def _source_images(paths: list[Path]) -> dict[str, np.ndarray]:
+    from PIL import Image
+
+    from walloc_io.pipelines.shards import read_samples
+
+    return {k: np.asarray(Image.open(__import__("io").BytesIO(f["png"]))).transpose(2, 0, 1)
+            for p in paths for k, f in read_samples(p) if f["png"] != b"garbage"}
+
+
+def test_shards_to_webdataset_replaces_signals_and_copies_the_rest(tmp_path, capsys):
+    wds = pytest.importorskip("webdataset")
+    import walloc_io
+
+    src = tmp_path / "src"
+    src.mkdir()
+    paths = _shards(src, bad="part1/sample01")
+    before = _tree(src)
+    pattern = str(src / "train-{000..001}.tar")
+    assert main(["convert", pattern, str(tmp_path / "out"), "--format", "webdataset",
+                 "--workers", "2"]) == 0
+    out = capsys.readouterr()
+    assert "items: 5 converted, 1 skipped" in out.out
+    assert "skipped train-001.tar:part1/sample01.png: cannot read" in out.err
+    assert _tree(src) == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "train-000.tar", "train-001.tar", "walloc-convert.json"]
+    manifest = json.loads((tmp_path / "out" / "walloc-convert.json").read_text())
+    assert manifest["shards"] == ["train-000.tar", "train-001.tar"] and len(manifest["items"]) == 5
+    urls = [str(tmp_path / "out" / f"train-{s:03d}.tar") for s in range(2)]
+    samples = list(wds.WebDataset(urls, shardshuffle=False))
+    assert [s["__key__"] for s in samples] == [
+        "part0/sample00", "part0/sample01", "part0/sample02", "part1/sample00", "part1/sample02"]
+    codec = walloc_io.load_codec("rgb-16x", device="cpu")
+    reference = _source_images(paths)
+    for s in samples:
+        assert set(s) == {"__key__", "__url__", "__local_path__", "wlc", "cls", "json"}
+        i = int(s["__key__"][-2:])
+        assert s["cls"] == str(i % 2).encode()  # copied byte for byte
+        assert json.loads(s["json"])["i"] == i
+        assert psnr(reference[s["__key__"]], codec.decode(s["wlc"])) > 26
+    # deterministic: a second conversion gives the same bytes
+    assert main(["convert", pattern, str(tmp_path / "again"), "--format", "webdataset",
+                 "--workers", "1"]) == 0
+    for s in range(2):
+        name = f"train-{s:03d}.tar"
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
+
+
+def test_folder_to_webdataset_packs_items_per_shard(tmp_path, capsys):
+    src = _folder(tmp_path, 5)
+    assert main(["convert", str(src), str(tmp_path / "out"), "--format", "webdataset",
+                 "--items-per-task", "2", "--workers", "1"]) == 0
+    assert "items: 5 converted, 0 skipped" in capsys.readouterr().out
+    from walloc_io.pipelines.shards import read_samples
+
+    shards = sorted((tmp_path / "out").glob("*.tar"))
+    assert [p.name for p in shards] == ["shard-000000.tar", "shard-000001.tar", "shard-000002.tar"]
+    keys = [k for p in shards for k, fields in read_samples(p) if set(fields) == {"wlc"}]
+    assert keys == ["im01", "im02", "im04", "sub__im00", "sub__im03"]
+
+
+def test_shards_to_zarr_keep_text_members(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    paths = _shards(src, n_shards=1, per_shard=2)
+    assert main(["convert", str(src), str(tmp_path / "o.zarr"), "--workers", "1"]) == 0
+    assert "items: 2 converted, 0 skipped" in capsys.readouterr().out
+    group = zarr.open_group(tmp_path / "o.zarr", mode="r")
+    arr = group["items/part0__sample01"]
+    assert arr.attrs["members"] == {"cls": "1", "json": json.dumps({"i": 1, "s": 0})}
+    assert arr.attrs["source"] == "train-000.tar:part0/sample01.png"
+    assert psnr(_source_images(paths)["part0/sample01"], arr[:]) > 26
+
+
+def test_truncated_shard_keeps_whole_samples_and_reports_the_shard(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    (path,) = _shards(src, n_shards=1, per_shard=3)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.8)])  # cut inside the last sample
+    assert main(["convert", str(path), str(tmp_path / "out"), "--format", "webdataset",
+                 "--workers", "1"]) == 0
+    out = capsys.readouterr()
+    assert "skipped train-000.tar: " in out.err and "truncated" in out.err
+    from walloc_io.pipelines.shards import read_samples
+
+    kept = [k for k, _ in read_samples(tmp_path / "out" / "train-000.tar")]
+    assert kept == ["part0/sample00", "part0/sample01"]
+    assert main(["convert", str(path), str(tmp_path / "strict"), "--format", "webdataset",
+                 "--workers", "1", "--strict"]) != 0
+    assert not (tmp_path / "strict").exists()
 
 
 def test_main_job_demo_store(tmp_path, capsys):

@@ -1,6 +1,8 @@
-"""``walloc convert SRC DST``: existing archives -> a WaLLoC Zarr store on dask.distributed.
+"""``walloc convert SRC DST``: existing archives -> a WaLLoC Zarr store or WaLLoC WebDataset
+shards, on dask.distributed.
 
     walloc convert photos/ photos.zarr --codec rgb-16x --workers 2
+    walloc convert 'train-{000..099}.tar' train-wlc/ --format webdataset
     walloc convert cube.h5:reflectance cube.zarr --codec my-codec/ --scheduler tcp://host:8786
 """
 
@@ -10,16 +12,21 @@ import sys
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("convert", help="convert images/audio/Zarr/HDF5/NetCDF into a WaLLoC Zarr store",
+    p = sub.add_parser("convert", help="convert images/audio/tar shards/Zarr/HDF5/NetCDF into a "
+                                       "WaLLoC Zarr store or WebDataset shards",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("src", help="folder or file of images/audio/.npy, a Zarr array, or "
+    p.add_argument("src", help="folder or file of images/audio/.npy, WebDataset .tar shards (a file, "
+                               "a folder or a brace pattern), a Zarr array, or "
                                "FILE.h5:DATASET / FILE.nc:VARIABLE")
-    p.add_argument("dst", help="output Zarr store (a directory; must not exist)")
+    p.add_argument("dst", help="output Zarr store or shard folder (a directory; must not exist)")
     p.add_argument("--codec", default="rgb-16x", help="preset name or codec directory")
+    p.add_argument("--format", dest="fmt", choices=("zarr", "webdataset"), default="zarr",
+                   help="a Zarr store, or tar shards with .wlc members (other members copied)")
     p.add_argument("--zarr-format", type=int, choices=(2, 3), default=3)
     p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     p.add_argument("--scheduler", help="address of an existing dask.distributed scheduler")
-    p.add_argument("--items-per-task", type=int, default=16, help="array sources: rows per task")
+    p.add_argument("--items-per-task", type=int, default=16,
+                   help="array sources: rows per task; --format webdataset: items per shard")
     p.add_argument("--tile", type=int, default=1024, help="chunk size along each signal axis")
     p.add_argument("--verify", type=int, default=8, help="decode this many items for the summary")
     p.add_argument("--strict", action="store_true", help="abort if any item is bad")
@@ -36,7 +43,7 @@ def run(args) -> None:
         print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} tasks", end=end,
               file=sys.stderr, flush=True)
 
-    summary = convert(args.src, args.dst, args.codec, zarr_format=args.zarr_format,
+    summary = convert(args.src, args.dst, args.codec, fmt=args.fmt, zarr_format=args.zarr_format,
                       workers=args.workers, scheduler=args.scheduler, strict=args.strict,
                       items_per_task=args.items_per_task, tile=args.tile, verify=args.verify,
                       progress=progress)

@@ -6,6 +6,7 @@ Pillow, tifffile and soundfile are imported only when a file of theirs is touche
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import NamedTuple
 
@@ -37,29 +38,35 @@ class Signal(NamedTuple):
     sample_rate: int = 0
 
 
-def read_signal(path: str | Path) -> Signal:
+def read_signal(path: str | Path, data: bytes | None = None) -> Signal:
+    """Read the file at ``path``, or decode ``data`` (e.g. a tar member) as a file named
+    ``path``: the suffix picks the reader either way."""
     path = Path(path)
     suffix = path.suffix.lower()
+    src = path if data is None else io.BytesIO(data)
     try:
         if suffix == ".npy":
-            return Signal(np.load(path, allow_pickle=False))
+            return Signal(np.load(src, allow_pickle=False))
         if suffix in TIFF_SUFFIXES:
             import tifffile
 
-            return Signal(_channels_first(tifffile.imread(path), channel_last=None))
+            return Signal(_channels_first(tifffile.imread(src), channel_last=None))
         if suffix in PIL_SUFFIXES:
             from PIL import Image
 
-            with Image.open(path) as im:
+            with Image.open(src) as im:
                 return Signal(_channels_first(np.asarray(im), channel_last=True))
         if suffix in AUDIO_SUFFIXES:
             import soundfile
 
-            info = soundfile.info(str(path))
+            file = str(path) if data is None else src
+            info = soundfile.info(file)
             dtype = "int16" if info.subtype == "PCM_16" else "float32"
-            data, rate = soundfile.read(str(path), dtype=dtype, always_2d=True)
-            return Signal(np.ascontiguousarray(data.T), int(rate))
-    except (OSError, ValueError, RuntimeError) as exc:
+            if data is not None:
+                src.seek(0)
+            samples, rate = soundfile.read(file, dtype=dtype, always_2d=True)
+            return Signal(np.ascontiguousarray(samples.T), int(rate))
+    except (OSError, ValueError, RuntimeError, EOFError) as exc:
         raise InputError(f"cannot read {path}: {exc}") from exc
     raise InputError(f"unsupported file type {suffix!r} for {path}")
 

@@ -1,16 +1,31 @@
-"""``walloc convert``: existing archives -> a WaLLoC Zarr store, in parallel on dask.distributed.
+"""``walloc convert``: existing archives -> a WaLLoC Zarr store or WaLLoC WebDataset shards,
+in parallel on dask.distributed.
 
 Sources:
 
-- a folder (or file) of images / audio / ``.npy``: every item becomes its own array
-  ``items/<name>`` (items may differ in size), chunked in tiles of ``--tile`` samples (default 1024);
+- a folder (or file) of images / audio / ``.npy``;
+- WebDataset tar shards: a ``.tar``, a folder of them, or a brace pattern
+  (``shards/train-{000..099}.tar``); members whose extension is an image / audio / ``.npy``
+  type of the codec's modality are the signals, the rest (labels, captions, JSON) ride along;
 - a Zarr array, or an HDF5 / NetCDF variable (``file.h5:variable``, ``file.nc:variable``)
-  whose trailing axes are one signal ``(..., C, H, W)`` / ``(..., C, T)``: one array
-  ``signals`` of the same shape, written in runs of ``--items-per-task`` along axis 0.
+  whose trailing axes are one signal ``(..., C, H, W)`` / ``(..., C, T)``.
 
-Every task runs on a dask.distributed worker (a LocalCluster of ``--workers`` processes by
-default, or an existing cluster with ``--scheduler ADDRESS``; paths must then be visible to
-the workers). The output is built in ``DST.partial`` and renamed to ``DST`` only once every
+Outputs (``fmt``):
+
+- ``"zarr"`` (format 3, or 2): a folder or shard source gives one array per signal,
+  ``items/<name>`` (items may differ in size), chunked in tiles of ``tile`` samples, with a
+  shard sample's small text members (``cls``, ``json``, ...) kept in the array's attributes;
+  an array source gives one array ``signals`` of the same shape, written in runs of
+  ``items_per_task`` rows;
+- ``"webdataset"``: a folder of tar shards whose signal members are ``.wlc`` streams
+  (``x.jpg`` -> ``x.wlc``, ``x.seg.png`` -> ``x.seg.wlc``) and whose other members are
+  copied byte for byte. A shard source maps shard to shard (same names); folder and array
+  sources are packed ``items_per_task`` signals per shard (``shard-000000.tar``, ...).
+  A manifest ``walloc-convert.json`` lists the shards, items and skipped items.
+
+Every task runs on a dask.distributed worker (a LocalCluster of ``workers`` processes by
+default, or an existing cluster with ``scheduler``; paths must then be visible to the
+workers). The output is built in ``DST.partial`` and renamed to ``DST`` only once every
 task has finished, so ``DST`` never exists half-written. Each finished task leaves a
 marker (written atomically after its data); a rerun after a crash or SIGKILL skips marked
 tasks and redoes the rest, and because encoding is deterministic the result is identical
@@ -34,6 +49,9 @@ from ..errors import InputError, WallocError
 from ..presets import PRESET_DIR
 
 MARKERS = ".walloc-convert"
+MANIFEST = "walloc-convert.json"
+FORMATS = ("zarr", "webdataset")
+TEXT_MEMBER_LIMIT = 65536  # shard members kept as Zarr attributes: UTF-8 text up to this size
 
 
 @dataclass
@@ -70,29 +88,41 @@ class Job:
     zarr_format: int
     tile: int
     verify: bool
+    fmt: str = "zarr"
 
 
 # -- source discovery ---------------------------------------------------------------------------
-def plan(src: str, modality: str, items_per_task: int) -> tuple[str, list[dict]]:
-    """``("folder", tasks)`` or ``("array", tasks)``; each task is a dict with an ``id``."""
+def plan(src: str, modality: str, items_per_task: int, fmt: str = "zarr") -> tuple[str, list[dict]]:
+    """``(kind, tasks)``, kind ``"folder"``, ``"shards"`` or ``"array"``; each task is a
+    dict with an ``id`` (its marker's name)."""
+    from . import shards as wds_shards
+
     path, variable = _split_variable(src)
+    if variable is None and wds_shards.is_shard_source(src):
+        return "shards", [{"id": f"shard-{name}", "shard": str(p), "name": name}
+                          for p in wds_shards.list_shards(src)
+                          for name in [wds_shards.shard_name(path, p)]]
     if _is_array_source(path, variable):
         shape = _open_array(path, variable).shape
         if len(shape) < 2:
             raise InputError(f"{src}: array of shape {shape} has no item axis")
         n = shape[0]
         return "array", [{"id": f"rows-{i:08d}", "start": i, "stop": min(i + items_per_task, n),
-                          "path": str(path), "variable": variable}
+                          "path": str(path), "variable": variable,
+                          "name": f"shard-{i // items_per_task:06d}.tar"}
                          for i in range(0, n, items_per_task)]
     from ..cli.io import signal_files
 
     files = signal_files(path, modality)
     root = path if path.is_dir() else path.parent
-    tasks = []
-    for f in files:
-        name = "__".join(f.relative_to(root).with_suffix("").parts)
-        tasks.append({"id": f"item-{name}", "file": str(f), "name": name})
-    return "folder", tasks
+    items = [{"file": str(f), "name": "__".join(f.relative_to(root).with_suffix("").parts)}
+             for f in files]
+    if fmt == "webdataset":  # many items per shard
+        return "folder", [{"id": f"shard-{i // items_per_task:06d}",
+                           "name": f"shard-{i // items_per_task:06d}.tar",
+                           "items": items[i:i + items_per_task]}
+                          for i in range(0, len(items), items_per_task)]
+    return "folder", [{"id": f"item-{it['name']}", "items": [it]} for it in items]
 
 
 def _split_variable(src: str) -> tuple[Path, str | None]:
@@ -138,8 +168,12 @@ def run_task(job: Job, kind: str, task: dict, array_info: dict | None = None) ->
     from ..codec import load_codec
 
     codec = load_codec(job.codec, device="cpu")
-    if kind == "folder":
-        stats = _folder_item(job, codec, task)
+    if job.fmt == "webdataset":
+        stats = _to_shard(job, codec, kind, task)
+    elif kind == "folder":
+        stats = _folder_item(job, codec, task["items"][0], task["id"])
+    elif kind == "shards":
+        stats = _shard_to_zarr(job, codec, task)
     else:
         stats = _array_rows(job, codec, task, array_info)
     from ..cli.io import write_atomic
@@ -148,30 +182,196 @@ def run_task(job: Job, kind: str, task: dict, array_info: dict | None = None) ->
     return stats
 
 
-def _folder_item(job: Job, codec, task: dict) -> dict:
-    import zarr
-
+def _read_item(codec, file: str, name: str, data: bytes | None = None):
+    """``(signal, sample_rate)`` of one item, checked against the codec."""
     from ..cli.io import read_signal
 
-    name = task["name"]
+    sig = read_signal(file, data)
+    _check_item(codec, sig.data, name)
+    return sig
+
+
+def _folder_item(job: Job, codec, item: dict, task_id: str) -> dict:
+    name = item["name"]
     try:
-        sig = read_signal(task["file"])
-        data = sig.data
-        _check_item(codec, data, name)
+        sig = _read_item(codec, item["file"], name)
     except WallocError as exc:
-        return {"id": task["id"], "items": 0, "skipped": [[name, str(exc)]]}
-    cfg = codec.config
-    chunks = (cfg.channels, *(min(n, job.tile) for n in data.shape[1:]))
-    group = zarr.open_group(job.partial, mode="a", zarr_format=job.zarr_format)
-    arr = _create(group, f"items/{name}", data.shape, chunks, data.dtype, job, sig.sample_rate)
-    arr.attrs.update({"source": os.path.basename(task["file"]), "sample_rate": sig.sample_rate})
-    arr[...] = data
-    out = _array_bytes(Path(job.partial) / "items" / name)
-    stats = {"id": task["id"], "items": 1, "skipped": [],
-             "input_bytes": os.path.getsize(task["file"]), "output_bytes": out}
+        return {"id": task_id, "items": 0, "skipped": [[name, str(exc)]]}
+    group = _group(job)
+    arr = _write_item(job, codec, group, name, sig, {"source": os.path.basename(item["file"])})
+    stats = {"id": task_id, "items": 1, "skipped": [], "names": [name],
+             "input_bytes": os.path.getsize(item["file"]),
+             "output_bytes": _array_bytes(Path(job.partial) / "items" / name)}
     if job.verify:
-        stats["quality"] = [_quality(cfg.modality, data, arr[...])]
+        stats["quality"] = [_quality(codec.config.modality, sig.data, arr[...])]
     return stats
+
+
+def _group(job: Job):
+    import zarr
+
+    return zarr.open_group(job.partial, mode="a", zarr_format=job.zarr_format)
+
+
+def _write_item(job: Job, codec, group, name: str, sig, attrs: dict):
+    data = sig.data
+    chunks = (codec.config.channels, *(min(n, job.tile) for n in data.shape[1:]))
+    arr = _create(group, f"items/{name}", data.shape, chunks, data.dtype, job, sig.sample_rate)
+    arr.attrs.update({**attrs, "sample_rate": sig.sample_rate})
+    arr[...] = data
+    return arr
+
+
+def _signal_fields(codec, fields: dict[str, bytes]) -> list[str]:
+    from ..cli.io import SUFFIXES
+
+    suffixes = SUFFIXES[codec.config.modality]
+    return [f for f in fields if "." + f.rsplit(".", 1)[-1].lower() in suffixes]
+
+
+def _shard_to_zarr(job: Job, codec, task: dict) -> dict:
+    """Every signal member of a shard becomes ``items/<key>`` (``items/<key>.<member>`` when
+    a sample holds several); small text members go into the array's attributes."""
+    from . import shards as wds_shards
+
+    group = _group(job)
+    stats = {"id": task["id"], "items": 0, "skipped": [], "names": [], "quality": [],
+             "input_bytes": os.path.getsize(task["shard"]), "output_bytes": 0}
+    try:
+        for key, fields in wds_shards.read_samples(task["shard"]):
+            signal_fields = _signal_fields(codec, fields)
+            if not signal_fields:
+                stats["skipped"].append([f"{task['name']}:{key}", "no signal member"])
+            text = _text_members(fields, signal_fields)
+            for member in signal_fields:
+                name = key.replace("/", "__") + (f".{member}" if len(signal_fields) > 1 else "")
+                label = f"{task['name']}:{key}.{member}"
+                try:
+                    sig = _read_item(codec, f"{key}.{member}", label, fields[member])
+                    _check_unique(group, name, task["name"])
+                except WallocError as exc:
+                    stats["skipped"].append([label, str(exc)])
+                    continue
+                arr = _write_item(job, codec, group, name, sig,
+                                  {"source": f"{task['name']}:{key}.{member}", "shard": task["name"],
+                                   "members": text})
+                stats["items"] += 1
+                stats["names"].append(name)
+                stats["output_bytes"] += _array_bytes(Path(job.partial) / "items" / name)
+                if job.verify and not stats["quality"]:
+                    stats["quality"].append(_quality(codec.config.modality, sig.data, arr[...]))
+    except InputError as exc:  # a damaged shard: what was read is kept, the rest reported
+        stats["skipped"].append([task["name"], str(exc)])
+    return stats
+
+
+def _check_unique(group, name: str, shard: str) -> None:
+    path = f"items/{name}"
+    if path in group and group[path].attrs.get("shard") != shard:
+        raise InputError(f"key {name!r} already came from shard {group[path].attrs.get('shard')}")
+
+
+def _text_members(fields: dict[str, bytes], signal_fields: list[str]) -> dict[str, str]:
+    out = {}
+    for member, data in fields.items():
+        if member in signal_fields or len(data) > TEXT_MEMBER_LIMIT:
+            continue
+        try:
+            out[member] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return out
+
+
+def _to_shard(job: Job, codec, kind: str, task: dict) -> dict:
+    """One output shard: signals re-encoded as ``.wlc`` members, other members copied."""
+    from . import shards as wds_shards
+
+    stats = {"id": task["id"], "items": 0, "skipped": [], "names": [], "quality": [],
+             "input_bytes": 0}
+    samples: list[wds_shards.Sample] = []
+    signals: list[tuple[int, str, object]] = []  # (sample index, output member, Signal)
+
+    if kind == "shards":
+        stats["input_bytes"] = os.path.getsize(task["shard"])
+        try:
+            for key, fields in wds_shards.read_samples(task["shard"]):
+                pending = []
+                for member in _signal_fields(codec, fields):
+                    label = f"{task['name']}:{key}.{member}"
+                    try:
+                        pending.append((_wlc_field(member, fields, {n for n, _ in pending}),
+                                        _read_item(codec, f"{key}.{member}", label, fields[member])))
+                    except WallocError as exc:
+                        stats["skipped"].append([label, str(exc)])
+                        pending = None
+                        break
+                if pending is None:
+                    continue  # a bad signal member: the whole sample is reported and left out
+                taken = set(_signal_fields(codec, fields))
+                out = {f: d for f, d in fields.items() if f not in taken}
+                for member, sig in pending:
+                    signals.append((len(samples), member, sig))
+                samples.append((key, out))
+        except InputError as exc:
+            stats["skipped"].append([task["name"], str(exc)])
+    elif kind == "folder":
+        for item in task["items"]:
+            try:
+                sig = _read_item(codec, item["file"], item["name"])
+            except WallocError as exc:
+                stats["skipped"].append([item["name"], str(exc)])
+                continue
+            stats["input_bytes"] += os.path.getsize(item["file"])
+            signals.append((len(samples), "wlc", sig))
+            samples.append((item["name"], {}))
+    else:
+        from ..cli.io import Signal
+
+        rows = np.asarray(_open_array(Path(task["path"]), task["variable"])[task["start"]:task["stop"]])
+        for i, row in enumerate(rows):
+            name = f"{task['start'] + i:08d}"
+            try:
+                _check_item(codec, row, f"{task['path']}[{task['start'] + i}]")
+                if row.dtype.kind == "f" and not np.isfinite(row).all():
+                    raise InputError(f"row {task['start'] + i} contains NaN or Inf")
+            except WallocError as exc:
+                stats["skipped"].append([name, str(exc)])
+                continue
+            stats["input_bytes"] += int(row.nbytes)
+            signals.append((len(samples), "wlc", Signal(row)))
+            samples.append((name, {}))
+    blobs = _encode_all(codec, [sig for _, _, sig in signals])
+    for (index, member, _sig), blob in zip(signals, blobs):
+        samples[index][1][member] = blob
+    stats["items"] = len(signals)
+    stats["names"] = [samples[i][0] for i, _, _ in signals]
+    if job.verify and signals:
+        sig = signals[0][2]
+        stats["quality"] = [_quality(codec.config.modality, sig.data, codec.decode(blobs[0]))]
+    stats["output_bytes"] = wds_shards.write_shard(Path(job.partial) / task["name"], samples) \
+        if samples else 0
+    return stats
+
+
+def _wlc_field(member: str, fields: dict, chosen: set) -> str:
+    """``jpg`` -> ``wlc``, ``seg.png`` -> ``seg.wlc``; ``png.wlc`` if that name is taken."""
+    stem = member.rpartition(".")[0]
+    name = f"{stem}.wlc" if stem else "wlc"
+    return name if name not in fields and name not in chosen else f"{member}.wlc"
+
+
+def _encode_all(codec, signals: list) -> list[bytes]:
+    """Encode in batches of same-size signals (one tensor call each), rate per item."""
+    by_rate: dict[int, list[int]] = {}
+    for i, sig in enumerate(signals):
+        by_rate.setdefault(sig.sample_rate, []).append(i)
+    out: list[bytes] = [b""] * len(signals)
+    for rate, index in by_rate.items():
+        for i, blob in zip(index, codec.encode_batch([signals[i].data for i in index],
+                                                     sample_rate=rate)):
+            out[i] = blob
+    return out
 
 
 def _array_rows(job: Job, codec, task: dict, info: dict) -> dict:
@@ -234,13 +434,12 @@ def _array_bytes(folder: Path) -> int:
 
 
 # -- driver ------------------------------------------------------------------------------------------
-def convert(src: str, dst: str, codec: str = "rgb-16x", *, zarr_format: int = 3,
+def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", zarr_format: int = 3,
             workers: int = 2, scheduler: str | None = None, strict: bool = False,
             items_per_task: int = 16, tile: int = 1024, verify: int = 8, progress=None,
             client=None) -> ConvertSummary:
-    """Convert ``src`` to a WaLLoC Zarr store at ``dst`` (see the module docstring)."""
-    import zarr
-
+    """Convert ``src`` to a WaLLoC Zarr store or WaLLoC WebDataset shards at ``dst`` (see
+    the module docstring)."""
     from ..codec import load_codec
 
     started = time.perf_counter()
@@ -248,42 +447,58 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, zarr_format: int = 3,
     dst_path = Path(dst)
     if dst_path.exists():
         raise InputError(f"{dst} exists: choose a new destination (or remove it)")
+    if fmt not in FORMATS:
+        raise InputError(f"format must be one of {FORMATS}, got {fmt!r}")
     if zarr_format not in (2, 3):
         raise InputError(f"zarr_format must be 2 or 3, got {zarr_format}")
+    if items_per_task < 1:
+        raise InputError(f"items_per_task must be >= 1, got {items_per_task}")
     f = 2 ** model.config.levels
     if tile < f or tile % f:
         raise InputError(f"tile must be a positive multiple of {f} for {codec}, got {tile}")
-    kind, tasks = plan(src, model.config.modality, items_per_task)
+    kind, tasks = plan(src, model.config.modality, items_per_task, fmt)
     partial = dst_path.with_name(dst_path.name + ".partial")
-    group = zarr.open_group(partial, mode="a", zarr_format=zarr_format)
     info = None
-    if kind == "array":
-        info = _prepare_array(group, src, model, zarr_format, items_per_task, codec, tile)
+    if fmt == "zarr":
+        import zarr
+
+        group = zarr.open_group(partial, mode="a", zarr_format=zarr_format)
+        if kind == "array":
+            info = _prepare_array(group, src, model, zarr_format, items_per_task, codec, tile)
+    else:
+        partial.mkdir(parents=True, exist_ok=True)
     markers = partial / MARKERS
     done = {p.stem for p in markers.glob("*.json")} if markers.exists() else set()
     todo = [t for t in tasks if t["id"] not in done]
-    job = Job(codec, str(partial), zarr_format, tile, verify > 0)
+    job = Job(codec, str(partial), zarr_format, tile, verify > 0, fmt)
     summary = ConvertSummary(resumed_tasks=len(tasks) - len(todo))
     if todo:
         _run_distributed(job, kind, todo, info, workers, scheduler, client, progress, len(tasks),
                          len(tasks) - len(todo), strict)
     stats = [json.loads((markers / f"{t['id']}.json").read_text()) for t in tasks]
+    names: list[str] = []
     for s in stats:
         summary.items += s["items"]
         summary.skipped += [tuple(x) for x in s["skipped"]]
         summary.input_bytes += s.get("input_bytes", 0)
         summary.output_bytes += s.get("output_bytes", 0)
         summary.quality += s.get("quality", [])[: max(0, verify - len(summary.quality))]
-    if kind == "array":
+        names += s.get("names", [])
+    if kind == "array" and fmt == "zarr":
         summary.output_bytes = _array_bytes(partial / info["name"])
     if strict and summary.skipped:
         raise InputError(f"{len(summary.skipped)} bad items (strict): " + "; ".join(
             f"{n}: {r}" for n, r in summary.skipped[:5]))
-    names = sorted(t["name"] for t, s in zip(tasks, stats) if kind == "folder" and s["items"])
-    group.attrs.update({"walloc_convert": {
-        "codec": codec, "fingerprint": model.fingerprint, "source": str(src), "kind": kind,
-        "items": names if kind == "folder" else summary.items,
-        "skipped": [list(x) for x in summary.skipped]}})
+    meta = {"codec": codec, "fingerprint": model.fingerprint, "source": str(src), "kind": kind,
+            "items": sorted(names) if kind != "array" else summary.items,
+            "skipped": [list(x) for x in summary.skipped]}
+    if fmt == "zarr":
+        group.attrs.update({"walloc_convert": meta})
+    else:
+        from ..cli.io import write_atomic
+
+        meta["shards"] = [t["name"] for t, s in zip(tasks, stats) if s.get("output_bytes")]
+        write_atomic(partial / MANIFEST, json.dumps(meta, indent=1).encode())
     shutil.rmtree(markers)
     os.replace(partial, dst_path)
     summary.seconds = time.perf_counter() - started
