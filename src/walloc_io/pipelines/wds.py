@@ -1,0 +1,136 @@
+"""WebDataset faces: a decoder for ``.wlc`` members and an encoder hook for tar writers.
+
+Reading, next to webdataset's own decoders::
+
+    import webdataset as wds, walloc_io
+    ds = (wds.WebDataset(urls, shardshuffle=False)
+          .decode(walloc_io.wds_decoder(to="latents", output="torch"))
+          .to_tuple("wlc", "cls"))
+
+``to="signal"`` decodes each member fully in the worker, ``to="latents"`` gives the integer
+latents (only entropy decoding runs), and ``to="deferred"`` gives :class:`Deferred` items
+for :func:`walloc_io.collate` + :class:`walloc_io.BatchDecoder`, which run the decoder
+network once per batch on the training device. The model is found from the stream's
+fingerprint (or given), loaded once per worker process; the handler pickles.
+
+Bad members raise a :class:`walloc_io.WallocError` (``BitstreamError`` for a corrupted
+member, ``ModelMismatchError`` for one from an unknown model); webdataset wraps it in its
+``DecodingError`` carrying the sample's key and shard (``.key``, ``.url``) and applies the
+pipeline's handler: raise by default, skip with ``wds.warn_and_continue``.
+
+Writing::
+
+    with wds.ShardWriter("out-%06d.tar", maxcount=1000,
+                         encoder=walloc_io.wds_encoder("rgb-16x")) as sink:
+        sink.write({"__key__": key, "wlc": image_chw_uint8, "cls": label})
+"""
+
+from __future__ import annotations
+
+from ..errors import InputError
+from .batch import Deferred, codec_name
+
+TARGETS = ("signal", "latents", "deferred")
+EXTENSIONS = ("wlc",)
+
+
+class WlcDecoder:
+    """A webdataset handler ``(key, data) -> value | None`` for ``.wlc`` members."""
+
+    def __init__(self, codec=None, *, to: str = "signal", output: str = "numpy",
+                 dequantise: bool = False, device: str = "cpu",
+                 extensions: tuple[str, ...] = EXTENSIONS) -> None:
+        if to not in TARGETS:
+            raise InputError(f"to must be one of {TARGETS}, got {to!r}")
+        if output not in ("numpy", "torch"):
+            raise InputError(f"output must be 'numpy' or 'torch', got {output!r}")
+        if dequantise and to != "latents":
+            raise InputError("dequantise applies to to='latents' only")
+        self.codec = codec  # a name, a directory, a Codec (pickles by reference) or None
+        self.to, self.output, self.dequantise, self.device = to, output, dequantise, device
+        self.extensions = tuple(e.lower().lstrip(".") for e in extensions)
+
+    def __repr__(self) -> str:
+        return f"WlcDecoder(codec={self.codec!r}, to={self.to!r}, output={self.output!r})"
+
+    def __call__(self, key: str, data: bytes):
+        if key.rsplit(".", 1)[-1].lower() not in self.extensions:
+            return None
+        data = bytes(data)
+        codec = self._codec(data)
+        if self.to == "signal":
+            value = codec.decode(data)
+        else:
+            header, codes = codec.read(data)
+            if self.to == "deferred":
+                return Deferred(codes, header)
+            value = codes
+            if self.dequantise:
+                from .zarr_dask import _dequantise
+
+                value = _dequantise(codec, codes)
+        if self.output == "torch":
+            import torch
+
+            return torch.from_numpy(value)
+        return value
+
+    def _codec(self, data: bytes):
+        from ..bitstream import read_header
+        from ..codec import Codec, load_codec
+
+        if isinstance(self.codec, Codec):
+            return self.codec
+        name = self.codec if self.codec is not None else codec_name(read_header(data).fingerprint)
+        return load_codec(name, device=self.device)  # cached per process
+
+
+def wds_decoder(codec=None, *, to: str = "signal", output: str = "numpy", dequantise: bool = False,
+                device: str = "cpu", extensions: tuple[str, ...] = EXTENSIONS) -> WlcDecoder:
+    """A handler for ``WebDataset.decode``: ``.wlc`` members -> signals, integer latents
+    (``dequantise=True``: the float latents before companding) or :class:`Deferred` items,
+    as numpy arrays or torch tensors (see the module docstring)."""
+    return WlcDecoder(codec, to=to, output=output, dequantise=dequantise, device=device,
+                      extensions=extensions)
+
+
+class WlcEncoder:
+    """An ``encoder=`` for ``wds.TarWriter`` / ``wds.ShardWriter``: fields named ``*.wlc``
+    that hold a signal (numpy array or torch tensor, channel-first; or a ``(signal,
+    sample_rate)`` pair for audio) become WaLLoC streams; bytes pass through; everything
+    else goes to webdataset's default encoder (``fallback=False``: left as it is)."""
+
+    def __init__(self, codec, *, sample_rate: int = 0, extensions: tuple[str, ...] = EXTENSIONS,
+                 fallback: bool = True) -> None:
+        self.codec = codec
+        self.sample_rate = sample_rate
+        self.extensions = tuple(e.lower().lstrip(".") for e in extensions)
+        self.fallback = fallback
+
+    def __call__(self, sample: dict) -> dict:
+        from ..codec import Codec, load_codec
+
+        codec = self.codec if isinstance(self.codec, Codec) else load_codec(self.codec, device="cpu")
+        out = dict(sample)
+        todo = [k for k, v in sample.items() if not k.startswith("_")
+                and k.rsplit(".", 1)[-1].lower() in self.extensions
+                and not isinstance(v, (bytes, bytearray, memoryview))]
+        for k in todo:
+            value, rate = sample[k], self.sample_rate
+            if isinstance(value, tuple):
+                value, rate = value
+            try:
+                out[k] = codec.encode(value, sample_rate=rate)
+            except InputError as exc:
+                raise InputError(f"sample {sample.get('__key__')!r}, field {k!r}: {exc}") from exc
+        if self.fallback:
+            from webdataset.writer import default_handlers, encode_based_on_extension
+
+            out = encode_based_on_extension(out, default_handlers)
+        return out
+
+
+def wds_encoder(codec, *, sample_rate: int = 0, extensions: tuple[str, ...] = EXTENSIONS,
+                fallback: bool = True) -> WlcEncoder:
+    """The ``encoder=`` hook for webdataset's writers (see :class:`WlcEncoder`)."""
+    return WlcEncoder(codec, sample_rate=sample_rate, extensions=extensions, fallback=fallback)
