@@ -260,3 +260,8 @@ def test_main_job_demo_store(tmp_path, capsys):
     mean_psnr = float(out.split("mean PSNR: ")[1].split(" dB")[0])
     assert ratio > 10 and 27 < mean_psnr < 40
     assert sorted(zarr.open_group(store, mode="r")["items"].array_keys()) == ["kleiber", "ladybird", "life"]
+    # the streaming part: shards -> DataLoader -> batched decode -> training steps
+    losses = [float(line.rsplit(" ", 1)[1]) for line in out.splitlines() if "probe loss" in line]
+    assert "streaming 2 WebDataset shards" in out and len(losses) == 6
+    assert "batch (3, 12, 48, 64) latents -> (3, 3, 48, 64) targets" in out
+    assert losses[-1] < 0.8 * losses[0]  # the probe learns from the streamed latents

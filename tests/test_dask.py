@@ -111,7 +111,9 @@ def test_import_walloc_io_does_not_import_dask_or_zarr():
     import subprocess
     import sys
 
-    code = ("import sys, walloc_io; walloc_io.load_codec('rgb-16x'); "
+    code = ("import sys, numpy as np, walloc_io; c = walloc_io.load_codec('rgb-16x'); "
+            "b = c.encode(np.zeros((3, 64, 64), np.uint8)); "
+            "walloc_io.BatchDecoder()([walloc_io.wds_decoder(to='deferred')('.wlc', b)]); "
             "print(sorted(m for m in ('zarr', 'dask', 'numcodecs', 'webdataset') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -103,7 +103,8 @@ def _demo(args: argparse.Namespace) -> None:
 
 def _demo_store(args: argparse.Namespace) -> None:
     """The main job: bundled samples -> a WaLLoC Zarr store (dask.distributed), read back as
-    signals (zarr) and as latents (a Dask latent view), and the conversion summary."""
+    signals (zarr) and as latents (a Dask latent view), and the conversion summary; then the
+    same samples as WebDataset shards, streamed through a DataLoader into a few training steps."""
     import tempfile
     from importlib.resources import as_file, files
 
@@ -135,6 +136,46 @@ def _demo_store(args: argparse.Namespace) -> None:
             latents = open_latents(arr).compute(scheduler="threads")
             print(f"{name:<28}{str(signal.shape) + ' ' + signal.dtype.name:>22}"
                   f"{str(latents.shape) + ' ' + latents.dtype.name:>26}")
+        shards = Path(tmp) / "shards"
+        convert(str(src), str(shards), args.codec, fmt="webdataset", workers=args.workers,
+                items_per_task=2)
+        _demo_training(codec, sorted(str(p) for p in shards.glob("*.tar")), args.steps)
+
+
+def _demo_training(codec, urls: list[str], steps: int) -> None:
+    """Stream WaLLoC shards into a training loop: workers entropy-decode, the decoder network
+    runs once per batch on the device; a linear probe learns the 2**J-downsampled signal from
+    the latents."""
+    import torch
+    import webdataset as wds
+    from torch.utils.data import DataLoader
+
+    from ..pipelines.batch import BatchDecoder, collate
+    from ..pipelines.wds import wds_decoder
+
+    cfg = codec.config
+    print(f"streaming {len(urls)} WebDataset shards (.wlc members) through a DataLoader into "
+          f"{steps} training steps")
+    dataset = (wds.WebDataset(urls, shardshuffle=False).decode(wds_decoder(to="deferred"))
+               .to_tuple("__key__", "wlc").repeat(steps))
+    decoder = BatchDecoder(codec.source, device="auto", output="unit")
+    conv = torch.nn.Conv1d if cfg.signal_ndim == 1 else torch.nn.Conv2d
+    pool = torch.nn.functional.avg_pool1d if cfg.signal_ndim == 1 else torch.nn.functional.avg_pool2d
+    probe = conv(cfg.latent_channels, cfg.channels, 1).to(decoder.device)
+    opt = torch.optim.Adam(probe.parameters(), lr=0.05)
+    torch.manual_seed(0)
+    loader = DataLoader(dataset, batch_size=3, num_workers=1, collate_fn=collate)
+    for step, (keys, batch) in enumerate(loader):
+        if step == steps:
+            break
+        target = pool(decoder(batch), 2 ** cfg.levels)  # signals decoded in one batched call
+        latents = batch.codes.to(decoder.device).float() / cfg.max_symbol
+        loss = torch.nn.functional.mse_loss(probe(latents), target - 0.5)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        print(f"  step {step + 1}: batch {tuple(batch.codes.shape)} latents -> "
+              f"{tuple(target.shape)} targets ({', '.join(keys)}), probe loss {loss.item():.5f}")
 
 
 def _demo_audio(codec, root) -> None:
@@ -192,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_argument("--codec", default="rgb-16x", help="preset name or codec directory")
     store.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     store.add_argument("--store", help="keep the store here (default: a temporary directory)")
+    store.add_argument("--steps", type=int, default=6, help="training steps on the streamed shards")
     store.set_defaults(run=_demo_store)
     from . import convert, evaluate, train
 

@@ -75,14 +75,23 @@ class WlcDecoder:
             return torch.from_numpy(value)
         return value
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_loaded": {}}
+
     def _codec(self, data: bytes):
-        from ..bitstream import read_header
         from ..codec import Codec, load_codec
 
         if isinstance(self.codec, Codec):
             return self.codec
-        name = self.codec if self.codec is not None else codec_name(read_header(data).fingerprint)
-        return load_codec(name, device=self.device)  # cached per process
+        loaded = self.__dict__.setdefault("_loaded", {})  # fingerprint -> codec, this process
+        fingerprint = data[8:24].hex()  # the header's fixed part; codec.read verifies it all
+        if fingerprint not in loaded:
+            from ..bitstream import read_header
+
+            fingerprint = read_header(data).fingerprint  # magic, fields and checksum verified
+            name = self.codec if self.codec is not None else codec_name(fingerprint)
+            loaded[fingerprint] = load_codec(name, device=self.device)
+        return loaded[fingerprint]
 
 
 def wds_decoder(codec=None, *, to: str = "signal", output: str = "numpy", dequantise: bool = False,
