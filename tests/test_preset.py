@@ -94,3 +94,19 @@ def test_rgb_4x_beats_bicubic_by_2(samples):
     assert 0.4 < np.mean(bpp) < 2.5  # 1.53 bpp, 35.52 dB vs bicubic 31.58 dB measured
     assert np.mean(ours) >= np.mean(bicubic) + 1.0
     assert np.mean(ours) < 45
+
+
+def test_stereo_5x_trades_rate_for_quality():
+    from walloc_io.metrics import snr
+
+    clip = _clip("heroes_rite.flac")
+    results = {}
+    for name in ("stereo-5x", "stereo-20x"):
+        codec = walloc_io.load_codec(name, device="cpu")
+        blob = codec.encode(clip.data, sample_rate=clip.sample_rate)
+        kbps = 8 * len(blob) / (clip.data.shape[1] / clip.sample_rate) / 1e3
+        results[name] = (kbps, snr(clip.data, codec.decode(blob)))
+    assert walloc_io.load_codec("stereo-5x").config.latent_channels == 108
+    kbps, ours = results["stereo-5x"]
+    assert 30 < kbps < 90 and 18 < ours < 35  # 53.5 kbps, 23.14 dB measured
+    assert ours > results["stereo-20x"][1] + 6  # 4x the latents: a much better reconstruction
