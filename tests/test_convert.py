@@ -88,6 +88,26 @@ def test_convert_hdf5_variable(tmp_path, capsys):
     assert "no dataset 'nope'" in capsys.readouterr().err
 
 
+def test_convert_on_an_existing_cluster_by_address(tmp_path, capsys):
+    import distributed
+
+    src = _folder(tmp_path, 3)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        assert main(["convert", str(src), str(tmp_path / "out.zarr"),
+                     "--scheduler", cluster.scheduler_address]) == 0
+        assert "items: 3 converted, 0 skipped" in capsys.readouterr().out
+        with distributed.Client(cluster.scheduler_address) as client:  # left running for others
+            assert len(client.scheduler_info()["workers"]) == 2
+    assert psnr(_source(src / "im01.png"), zarr.open_group(tmp_path / "out.zarr")["items/im01"][:]) > 26
+
+
+def _source(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(path)).transpose(2, 0, 1)
+
+
 def test_existing_destination_is_refused(tmp_path, capsys):
     src = _folder(tmp_path, 1)
     (tmp_path / "out.zarr").mkdir()
