@@ -33,23 +33,14 @@ def _encode(args: argparse.Namespace) -> None:
 def _decode(args: argparse.Namespace) -> None:
     from ..bitstream import read_header
     from ..codec import load_codec
+    from ..presets import preset_for
     from .io import write_signal
 
     blob = Path(args.input).read_bytes()
     header = read_header(blob)
-    codec = load_codec(args.codec or _codec_for(header.fingerprint), device=args.device)
+    codec = load_codec(args.codec or preset_for(header.fingerprint), device=args.device)
     write_signal(args.output, codec.decode(blob), header.sample_rate)
     print(f"{args.input} -> {args.output}: {header.dtype} {header.array_shape}")
-
-
-def _codec_for(fingerprint: str) -> str:
-    from ..presets import find_by_fingerprint
-
-    name = find_by_fingerprint(fingerprint)
-    if name is None:
-        raise WallocError(f"no installed preset has fingerprint {fingerprint[:12]}; "
-                          "pass --codec DIR for a codec of your own")
-    return name
 
 
 def _info(args: argparse.Namespace) -> None:

@@ -26,6 +26,7 @@ import torch
 
 from ..bitstream import Header, read_header
 from ..errors import InputError, ModelMismatchError
+from ..presets import preset_for
 from ..signal import RANGE_DTYPES
 
 OUTPUTS = ("signal", "unit")
@@ -102,7 +103,7 @@ class BatchDecoder(torch.nn.Module):
         if len(fingerprints) > 1:
             raise ModelMismatchError(f"a batch mixes streams of {len(fingerprints)} models")
         if self._codec is None:
-            self._codec = _load(codec_name(headers[0].fingerprint), self.device)
+            self._codec = _load(preset_for(headers[0].fingerprint), self.device)
         return self._codec
 
     def forward(self, batch, *, output: str | None = None):
@@ -131,17 +132,6 @@ class BatchDecoder(torch.nn.Module):
             return Deferred(*reversed(codec.read(bytes(item))))
         raise InputError(f"cannot decode a {type(item).__name__}: expected Deferred items or "
                          ".wlc streams")
-
-
-def codec_name(fingerprint: str) -> str:
-    """The shipped preset that made streams of ``fingerprint``."""
-    from ..presets import find_by_fingerprint
-
-    name = find_by_fingerprint(fingerprint)
-    if name is None:
-        raise ModelMismatchError(f"stream made by model {fingerprint[:12]}, which is no shipped "
-                                 "preset: pass the codec directory that made it")
-    return name
 
 
 def _load(codec, device):

@@ -28,7 +28,8 @@ Writing::
 from __future__ import annotations
 
 from ..errors import InputError
-from .batch import Deferred, codec_name
+from ..presets import preset_for
+from .batch import Deferred
 
 TARGETS = ("signal", "latents", "deferred")
 EXTENSIONS = ("wlc",)
@@ -89,7 +90,7 @@ class WlcDecoder:
             from ..bitstream import read_header
 
             fingerprint = read_header(data).fingerprint  # magic, fields and checksum verified
-            name = self.codec if self.codec is not None else codec_name(fingerprint)
+            name = self.codec if self.codec is not None else preset_for(fingerprint)
             loaded[fingerprint] = load_codec(name, device=self.device)
         return loaded[fingerprint]
 

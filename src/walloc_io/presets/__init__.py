@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import PresetError
+from ..errors import ModelMismatchError, PresetError
 
 PRESET_DIR = Path(__file__).resolve().parent
 
@@ -28,6 +28,15 @@ def find_by_fingerprint(fingerprint: str) -> str | None:
         if manifest.is_file() and json.loads(manifest.read_text()).get("fingerprint") == fingerprint:
             return name
     return None
+
+
+def preset_for(fingerprint: str) -> str:
+    """The shipped preset that made streams of ``fingerprint``, or :class:`ModelMismatchError`."""
+    name = find_by_fingerprint(fingerprint)
+    if name is None:
+        raise ModelMismatchError(f"stream made by model {fingerprint[:12]}, which no installed "
+                                 "preset is: pass the codec directory that made it (--codec DIR)")
+    return name
 
 
 def resolve(name_or_path: str | Path) -> Path:
