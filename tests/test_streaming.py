@@ -114,6 +114,15 @@ def test_batching_different_sizes_is_a_clear_error(codec):
     with pytest.raises(walloc_io.InputError, match="different shapes"):
         walloc_io.collate([handler(".wlc", a), handler(".wlc", b)])
     assert handler(".jpg", a) is None  # other extensions are left to other handlers
+    from typing import NamedTuple
+
+    class Item(NamedTuple):
+        wlc: object
+        label: int
+
+    batch = walloc_io.collate([Item(handler(".wlc", a), 1), Item(handler(".wlc", a), 2)])
+    assert isinstance(batch, Item) and batch.label.tolist() == [1, 2]
+    assert tuple(batch.wlc.codes.shape) == (2, 12, 8, 8)
 
 
 def _rewrite_member(url: str, dst: Path, key: str, edit) -> str:

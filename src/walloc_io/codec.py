@@ -127,6 +127,12 @@ class Codec:
         signals = self._grouped(read, lambda r: r[1].shape, self._decode_stack)
         return [restore(s, h.dtype, h.shape, h.normalisation) for (h, _), s in zip(read, signals)]
 
+    def dequantise(self, latents: np.ndarray) -> np.ndarray:
+        """Integer latents -> the linear encoder's float outputs (companding inverted), float32."""
+        y = torch.from_numpy(np.ascontiguousarray(latents)).float()
+        with torch.inference_mode():
+            return self.model.companding.inverse(y).numpy()
+
     def synthesise(self, latents) -> torch.Tensor:
         """Batched decoder network: integer latents ``(N, L, ...)`` -> signals in [-1/2, 1/2]
         on this codec's device (for loaders that batch latents from many workers)."""

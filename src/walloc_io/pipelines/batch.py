@@ -71,11 +71,13 @@ def collate(batch: Sequence):
         return DeferredBatch.stack(batch)
     if isinstance(elem, Mapping):
         return {k: collate([b[k] for b in batch]) for k in elem}
-    if isinstance(elem, (tuple, list)) and not isinstance(elem, (str, bytes)):
+    if isinstance(elem, (tuple, list)):
         if len({len(b) for b in batch}) != 1:
             raise InputError("samples in a batch have different numbers of fields")
-        return type(elem)(collate(list(f)) for f in zip(*batch)) if isinstance(elem, tuple) \
-            else [collate(list(f)) for f in zip(*batch)]
+        fields = [collate(list(f)) for f in zip(*batch)]
+        if hasattr(elem, "_fields"):  # a namedtuple
+            return type(elem)(*fields)
+        return tuple(fields) if isinstance(elem, tuple) else fields
     return default_collate(batch)
 
 

@@ -183,7 +183,7 @@ def run_task(job: Job, kind: str, task: dict, array_info: dict | None = None) ->
 
 
 def _read_item(codec, file: str, name: str, data: bytes | None = None):
-    """``(signal, sample_rate)`` of one item, checked against the codec."""
+    """One item as a :class:`~walloc_io.cli.io.Signal`, checked against the codec."""
     from ..cli.io import read_signal
 
     sig = read_signal(file, data)
@@ -253,8 +253,7 @@ def _shard_to_zarr(job: Job, codec, task: dict) -> dict:
                     stats["skipped"].append([label, str(exc)])
                     continue
                 arr = _write_item(job, codec, group, name, sig,
-                                  {"source": f"{task['name']}:{key}.{member}", "shard": task["name"],
-                                   "members": text})
+                                  {"source": label, "shard": task["name"], "members": text})
                 stats["items"] += 1
                 stats["names"].append(name)
                 stats["output_bytes"] += _array_bytes(Path(job.partial) / "items" / name)
@@ -297,7 +296,8 @@ def _to_shard(job: Job, codec, kind: str, task: dict) -> dict:
         try:
             for key, fields in wds_shards.read_samples(task["shard"]):
                 pending = []
-                for member in _signal_fields(codec, fields):
+                signal_fields = _signal_fields(codec, fields)
+                for member in signal_fields:
                     label = f"{task['name']}:{key}.{member}"
                     try:
                         pending.append((_wlc_field(member, fields, {n for n, _ in pending}),
@@ -308,8 +308,7 @@ def _to_shard(job: Job, codec, kind: str, task: dict) -> dict:
                         break
                 if pending is None:
                     continue  # a bad signal member: the whole sample is reported and left out
-                taken = set(_signal_fields(codec, fields))
-                out = {f: d for f, d in fields.items() if f not in taken}
+                out = {f: d for f, d in fields.items() if f not in signal_fields}
                 for member, sig in pending:
                     signals.append((len(samples), member, sig))
                 samples.append((key, out))
@@ -332,9 +331,7 @@ def _to_shard(job: Job, codec, kind: str, task: dict) -> dict:
         for i, row in enumerate(rows):
             name = f"{task['start'] + i:08d}"
             try:
-                _check_item(codec, row, f"{task['path']}[{task['start'] + i}]")
-                if row.dtype.kind == "f" and not np.isfinite(row).all():
-                    raise InputError(f"row {task['start'] + i} contains NaN or Inf")
+                _check_row(codec, row, f"{task['path']}[{task['start'] + i}]")
             except WallocError as exc:
                 stats["skipped"].append([name, str(exc)])
                 continue
@@ -381,11 +378,8 @@ def _array_rows(job: Job, codec, task: dict, info: dict) -> dict:
     rows = np.asarray(src[task["start"]:task["stop"]])
     name = info["name"]
     try:
-        _check_item(codec, rows[0], f"{task['path']}[{task['start']}]")
-        bad = [i for i in range(len(rows)) if rows[i].dtype.kind == "f" and
-               not np.isfinite(rows[i]).all()]
-        if bad:
-            raise InputError(f"rows {[task['start'] + i for i in bad]} contain NaN or Inf")
+        for i, row in enumerate(rows):
+            _check_row(codec, row, f"{task['path']}[{task['start'] + i}]")
     except WallocError as exc:
         return {"id": task["id"], "items": 0,
                 "skipped": [[f"rows {task['start']}-{task['stop'] - 1}", str(exc)]]}
@@ -396,6 +390,13 @@ def _array_rows(job: Job, codec, task: dict, info: dict) -> dict:
     if job.verify:
         stats["quality"] = [_quality(codec.config.modality, rows[0], arr[task["start"]])]
     return stats
+
+
+def _check_row(codec, row: np.ndarray, name: str) -> None:
+    """An array source's row: a signal of the codec's layout, finite."""
+    _check_item(codec, row, name)
+    if row.dtype.kind == "f" and not np.isfinite(row).all():
+        raise InputError(f"{name} contains NaN or Inf")
 
 
 def _check_item(codec, data: np.ndarray, name: str) -> None:

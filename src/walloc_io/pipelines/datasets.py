@@ -52,21 +52,19 @@ class ZarrDataset(torch.utils.data.Dataset):
         self._node = node
         self.rows: int | None = None  # items are rows of one array, or whole arrays
         self._single = False  # one array that is a single item (no leading axes)
+        self._stored: dict = {}  # name -> StoredArray, in this process (not pickled)
         if isinstance(node, zarr.Group) and "items" in node:
             self.names = sorted(node["items"].array_keys())
         else:
             if isinstance(node, zarr.Group) and "signals" not in node:
                 raise InputError(f"{source}: a group without 'items' or 'signals'")
             self.names = ["signals" if isinstance(node, zarr.Group) else None]
-            from .zarr_dask import StoredArray
-
-            array = self._array(self.names[0])
-            ndim = StoredArray(array).codec().config.signal_ndim + 1
-            self.rows = array.shape[0] if array.ndim > ndim else 1
-            self._single = array.ndim == ndim
+            stored = self._stored_array(self.names[0])
+            ndim = stored.codec().config.signal_ndim + 1
+            self.rows = stored.shape[0] if len(stored.shape) > ndim else 1
+            self._single = len(stored.shape) == ndim
         if self.attrs and self.rows is not None:
             raise InputError("attrs are per item array: this store holds one array of rows")
-        self._stored: dict = {}
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

@@ -50,6 +50,7 @@ class WlcDecoder:
         self.codec = codec  # a name, a directory, a Codec (pickles by reference) or None
         self.to, self.output, self.dequantise, self.device = to, output, dequantise, device
         self.extensions = tuple(e.lower().lstrip(".") for e in extensions)
+        self._loaded: dict = {}  # fingerprint -> codec, in this process (not pickled)
 
     def __repr__(self) -> str:
         return f"WlcDecoder(codec={self.codec!r}, to={self.to!r}, output={self.output!r})"
@@ -67,9 +68,7 @@ class WlcDecoder:
                 return Deferred(codes, header)
             value = codes
             if self.dequantise:
-                from .zarr_dask import _dequantise
-
-                value = _dequantise(codec, codes)
+                value = codec.dequantise(codes)
         if self.output == "torch":
             import torch
 
@@ -84,7 +83,7 @@ class WlcDecoder:
 
         if isinstance(self.codec, Codec):
             return self.codec
-        loaded = self.__dict__.setdefault("_loaded", {})  # fingerprint -> codec, this process
+        loaded = self._loaded
         fingerprint = data[8:24].hex()  # the header's fixed part; codec.read verifies it all
         if fingerprint not in loaded:
             from ..bitstream import read_header

@@ -137,15 +137,8 @@ def _block_task(stored: StoredArray, coords_list: list[tuple[int, ...]], to: str
     parts = [stored.fill_chunk() if r is None else next(decoded) for r in records]
     block = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
     if to == "latents" and dequantise:
-        block = _dequantise(codec, block)
+        block = codec.dequantise(block)
     return block
-
-
-def _dequantise(codec, latents: np.ndarray) -> np.ndarray:
-    import torch
-
-    y = torch.from_numpy(np.ascontiguousarray(latents)).float()
-    return codec.model.companding.inverse(y).numpy()
 
 
 def _build(source, to: str, chunks_per_task: int, device: str, dequantise: bool = False):
