@@ -3,7 +3,8 @@
 entropy-decoding speed (latent symbols per second), on held-out data.
 
     python benchmarks/bench_entropy.py rgb-16x:data/images/val gray-16x:data/images/val \\
-        stereo-20x:data/audio/stereo/val --out benchmarks/results/entropy.md
+        rgb-4x:data/images/val stereo-20x:data/audio/stereo/val stereo-5x:data/audio/stereo/val \\
+        --repeat 7 --out benchmarks/results/entropy.md
 
 Each argument is ``CODEC:FOLDER``. Items are read as ``walloc eval`` reads them (photos
 converted to grey for 1-channel codecs, as Pillow does). The reference stores latents + 128

@@ -81,17 +81,27 @@ def decode(payload: bytes, shape: tuple[int, ...], tables: EntropyTables) -> np.
     out = np.empty(shape, dtype=np.int32)
     state, size = Contexts(shape[1:]), int(np.prod(shape[1:]))
     for c, m in zip(tables.order, modes):
-        _, groups = _groups(tables, c, state.energy())
-        core = np.empty(size, dtype=np.int32)
-        for k, idx in enumerate(groups):
-            if idx.size:
-                core[idx] = coder.decode(tables.model(c, m, k), idx.size)
-        radius, e = tables.radius(m), core_radius(tables.radius(m))
-        escapes = np.count_nonzero((core == 0) | (core == 2 * e + 2)) if e < radius else 0
-        tail = coder.decode(tables.tail_model(c, m), escapes) if escapes else core[:0]
-        r = join_escapes(core, tail, radius).reshape(shape[1:])
+        # Symbols arrive grouped by context: decode each group in turn, then put them back
+        # in raster order with one scatter (the stable sort is the encoder's grouping).
+        models, lut = tables.models(c, m), tables.lookup(c)
+        if len(models) == 1:
+            core = coder.decode(models[0], size)
+        else:
+            k = np.take(lut, state.energy(), mode="clip").ravel()  # energies >= 0
+            counts = np.bincount(k, minlength=len(models)).tolist()
+            core = np.empty(size, dtype=np.int32)
+            core[np.argsort(k, kind="stable")] = np.concatenate(
+                [coder.decode(model, n) for model, n in zip(models, counts) if n])
+        radius = tables.radius(m)
+        e = core_radius(radius)
+        if e < radius:
+            escapes = np.count_nonzero(np.abs(core - (e + 1)) > e)
+            tail = coder.decode(tables.tail_model(c, m), escapes) if escapes else core[:0]
+            r = join_escapes(core, tail, radius).reshape(shape[1:])
+        else:
+            r = (core - radius).reshape(shape[1:])
         x = predict.reconstruct(r, m)
-        if np.abs(x).max(initial=0) > tables.max_symbol:
+        if x.max(initial=0) > tables.max_symbol or x.min(initial=0) < -tables.max_symbol:
             raise BitstreamError(f"latent channel {c} decodes out of range: corrupt payload")
         out[c] = x
         state.add(r)

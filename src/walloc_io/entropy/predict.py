@@ -43,7 +43,11 @@ def residual(x: np.ndarray, mode: int) -> np.ndarray:
 
 def reconstruct(r: np.ndarray, mode: int) -> np.ndarray:
     """Inverse of :func:`residual`."""
-    x = r.astype(np.int64)
+    # Partial sums are bounded by size * max|r|: int32 when that cannot wrap, else int64,
+    # so no input (corrupt ones included) can overflow into a plausible-looking value.
+    bound = r.size * max(int(r.max(initial=0)), -int(r.min(initial=0)))
+    dtype = np.int32 if bound < 2**31 else np.int64
+    x = r
     for axis in reversed(_axes(mode, r.ndim)):
-        x = np.cumsum(x, axis=axis)
+        x = np.cumsum(x, axis=axis, dtype=dtype)
     return x

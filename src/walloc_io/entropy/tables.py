@@ -140,6 +140,14 @@ class EntropyTables:
         """constriction model for one core table (built once per process; not pickled)."""
         return self._categorical((channel, mode, context), self.frequencies[channel][mode][context])
 
+    def models(self, channel: int, mode: int) -> list:
+        """The core models of one channel and mode, indexed by context."""
+        key = ("models", channel, mode)
+        if key not in self._models:
+            self._models[key] = [self.model(channel, mode, k)
+                                 for k in range(len(self.frequencies[channel][mode]))]
+        return self._models[key]
+
     def tail_model(self, channel: int, mode: int):
         """constriction model for the escaped magnitudes of one channel and mode."""
         return self._categorical(("tail", channel, mode), self.tails[channel][mode])
