@@ -110,3 +110,24 @@ def test_stereo_5x_trades_rate_for_quality():
     kbps, ours = results["stereo-5x"]
     assert 30 < kbps < 90 and 18 < ours < 35  # 53.5 kbps, 23.14 dB measured
     assert ours > results["stereo-20x"][1] + 6  # 4x the latents: a much better reconstruction
+
+
+def test_mono_16x_on_held_out_music():
+    from walloc_io.metrics import decimate_round_trip, snr
+
+    codec = walloc_io.load_codec("mono-16x", device="cpu")
+    cfg = codec.config
+    assert (cfg.modality, cfg.channels, cfg.levels, cfg.latent_channels) == ("audio", 1, 8, 16)
+    clip = _clip("heroes_rite.flac")  # held out of the mono training set too
+    left = clip.data[:1]
+    blob = codec.encode(left, sample_rate=clip.sample_rate)
+    decoded = codec.decode(blob)
+    assert decoded.dtype == np.int16 and decoded.shape == left.shape
+    kbps = 8 * len(blob) / (left.shape[1] / clip.sample_rate) / 1e3
+    assert 8 < kbps < 20  # 13.5 kbps measured
+    ours = snr(left, decoded)
+    assert 12 < ours < 20  # 14.46 dB measured; ideal decimation by 16 gives 13.95
+    assert ours > snr(left, decimate_round_trip(left, 16))
+    floats = left.astype(np.float32) / 32768  # [-1, 1] floats: same codec, float output
+    out = codec.decode(codec.encode(floats, sample_rate=clip.sample_rate))
+    assert out.dtype == np.float32 and abs(snr(floats, out) - ours) < 1.0
