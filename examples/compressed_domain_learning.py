@@ -16,6 +16,8 @@ same patches:
 It reports test accuracy (mean and spread over seeds) and training time per epoch.
 
     python examples/compressed_domain_learning.py --out benchmarks/results/compressed-domain.md
+    python examples/compressed_domain_learning.py --size 64 --epochs 10 --seeds 2 \
+        --out benchmarks/results/compressed-domain-64.md
 """
 
 from __future__ import annotations
