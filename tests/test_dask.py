@@ -56,6 +56,26 @@ def test_latent_view_matches_encoder_without_running_the_decoder(photos, codec, 
     np.testing.assert_array_equal(got[5, :, :8, :8], empty)  # never-written chunk: fill value
 
 
+def test_latent_view_of_a_channel_last_array_keeps_channels_last(tmp_path, codec):
+    x = np.stack(smooth_images(2, (128, 128), seed=4))  # (2, 3, H, W)
+    hwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    path = tmp_path / "hwc.zarr"
+    arr = zarr.create_array(path, shape=hwc.shape, chunks=(1, 64, 128, 3), dtype="uint8",
+                            serializer={"name": "walloc", "configuration": {
+                                "preset": "rgb-16x", "channel_last": True}})
+    arr[:] = hwc
+    lat = walloc_io.open_latents(path)
+    assert lat.shape == (2, 16, 16, 12) and lat.chunks == ((1, 1), (8, 8), (16,), (12,))
+    got = lat.compute()
+    assert got.shape == lat.shape
+    for i in range(2):
+        for r in (0, 64):
+            ref = codec.decode_latents(codec.encode(x[i, :, r:r + 64]))  # (12, 8, 16)
+            np.testing.assert_array_equal(got[i, r // 8:r // 8 + 8], ref.transpose(1, 2, 0))
+    ds = walloc_io.ZarrDataset(path, to="latents")
+    np.testing.assert_array_equal(ds[1].numpy(), got[1])
+
+
 def test_dequantised_latents(photos, codec):
     path, _ = photos
     ints = walloc_io.open_latents(path).compute()

@@ -106,8 +106,8 @@ def encode_chunk(codec: Codec, chunk: np.ndarray, *, channel_last: bool = False,
 
 def decode_chunks(codec: Codec, records: list[bytes], *, to: str = "signal") -> list[np.ndarray]:
     """Chunk records -> arrays; every item of every record goes through one batched decode
-    (one tensor call per latent shape). ``to="latents"`` returns integer latents
-    ``(..., L, *latent_axes)`` without running the decoder network."""
+    (one tensor call per latent shape). ``to="latents"`` returns integer latents in the
+    record's layout (see :func:`latent_chunk_shape`) without running the decoder network."""
     parsed = [unpack(r) for r in records]
     streams = [s for p in parsed for s in p.streams]
     if to == "signal":
@@ -128,11 +128,15 @@ def decode_chunk(codec: Codec, record: bytes, *, to: str = "signal") -> np.ndarr
 
 
 def latent_chunk_shape(config: CodecConfig, shape, channel_last: bool = False) -> tuple[int, ...]:
-    """Shape of the latents of a chunk (or array) of ``shape``: ``(..., L, *ceil(axes/2**J))``."""
+    """Shape of the latents of a chunk (or array) of ``shape``: ``(..., L, *ceil(axes/2**J))``,
+    or ``(..., *ceil(axes/2**J), L)`` with ``channel_last`` (the array's own layout)."""
     nd = config.signal_ndim + 1
     _, axes = _split(tuple(shape[-nd:]), channel_last)
     f = 2 ** config.levels
-    return (*shape[:-nd], config.latent_channels, *(math.ceil(n / f) for n in axes))
+    latent_axes = tuple(math.ceil(n / f) for n in axes)
+    if channel_last:
+        return (*shape[:-nd], *latent_axes, config.latent_channels)
+    return (*shape[:-nd], config.latent_channels, *latent_axes)
 
 
 # -- record format ----------------------------------------------------------------------------
@@ -225,10 +229,11 @@ def _assemble(rec: ChunkRecord, items: list[np.ndarray], config: CodecConfig, to
     lead = rec.shape[:-nd]
     if len(items) != max(1, math.prod(lead)):
         raise BitstreamError(f"chunk record of shape {rec.shape} holds {len(items)} streams")
+    stacked = np.stack(items)  # (N, C or L, *axes), channel-first as the codec works
     if to == "latents":
-        return np.stack(items).reshape(latent_chunk_shape(config, rec.shape, rec.channel_last))
+        shape = latent_chunk_shape(config, rec.shape, rec.channel_last)
+        return _to_chunk_layout(stacked, shape, rec.channel_last)
     _, axes = _split(rec.shape[-nd:], rec.channel_last)
-    stacked = np.stack(items)
     if stacked.shape[2:] != axes or stacked.dtype.name != rec.dtype:
         raise BitstreamError(f"chunk record streams decode to {stacked.shape[1:]} "
                              f"{stacked.dtype}, not {rec.shape} {rec.dtype}")

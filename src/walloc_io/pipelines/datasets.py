@@ -132,9 +132,7 @@ def item_latents(stored, lead: tuple[int, ...], deferred: bool = False):
     """Integer latents of the item at leading index ``lead`` of a WaLLoC array, assembled
     across the item's chunks (no decoder network); or, with ``deferred``, its stream as a
     :class:`Deferred` (the item must lie in one chunk)."""
-    import math
-
-    from ..codecs.chunk import decode_chunks, unpack
+    from ..codecs.chunk import decode_chunks, latent_chunk_shape, unpack
 
     codec = stored.codec("cpu")
     cfg = codec.config
@@ -156,11 +154,7 @@ def item_latents(stored, lead: tuple[int, ...], deferred: bool = False):
         return Deferred(codes, header)
     pieces = [lat[within] for lat in decode_chunks(codec, records, to="latents")]
     size = pieces[0].shape
-    f = 2 ** cfg.levels
-    trailing = stored.shape[len(lead):]
-    channel_axis = nd - 1 if stored.channel_last else 0
-    full = tuple(s if a == channel_axis else math.ceil(n / f)
-                 for a, (s, n) in enumerate(zip(size, trailing)))
+    full = latent_chunk_shape(cfg, stored.shape[len(lead):], stored.channel_last)
     out = np.zeros(tuple(g * s for g, s in zip(grid, size)), dtype=pieces[0].dtype)
     for c, piece in zip(coords, pieces):
         at = tuple(slice(k * s, k * s + p) for k, s, p in zip(c[len(lead):], size, piece.shape))
