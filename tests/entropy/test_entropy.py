@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from walloc_io.entropy import EntropyTables, decode, encode, fit_tables, predict, quantise_counts
-from walloc_io.entropy.coder import _groups
+from walloc_io.entropy.coder import _contexts
 from walloc_io.entropy.context import Contexts, local_energy
 from walloc_io.entropy.tables import ESCAPE, join_escapes, split_escapes
 from walloc_io.errors import BitstreamError
@@ -85,7 +85,7 @@ def ideal_bits(x, tables):
     mode per channel and 2 bits per channel to send it."""
     state, bits = Contexts(x.shape[1:]), 2.0 * tables.channels
     for c in tables.order:
-        k, _ = _groups(tables, c, state.energy())
+        k, _, _ = _contexts(tables, c, state)
         costs = []
         for m in range(tables.modes):
             flat = predict.residual(x[c], m).ravel() + tables.radius(m)

@@ -15,15 +15,16 @@ import numpy as np
 from ..errors import BitstreamError
 from . import predict
 from .context import Contexts, bins
-from .tables import EntropyTables, core_radius, join_escapes, split_escapes
+from .tables import EntropyTables, count_escapes, join_escapes, split_escapes
 
 
-def _groups(tables: EntropyTables, c: int, energy: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Context of each of channel ``c``'s symbols, and the flat indices in each context."""
-    k = bins(energy, tables.lookup(c)).ravel()
+def _contexts(tables: EntropyTables, c: int, state: Contexts):
+    """Channel ``c``'s symbols grouped by context: ``(k, order, counts)`` with ``k`` each
+    symbol's context, ``order`` the raster indices sorted by context (stable: raster order
+    within a group) and ``counts`` the group sizes. The stream carries the groups in turn."""
+    k = bins(state.energy(), tables.lookup(c)).ravel()
     order = np.argsort(k, kind="stable")  # radix sort on uint8
-    edges = np.concatenate([[0], np.cumsum(np.bincount(k, minlength=len(tables.thresholds[c]) + 1))])
-    return k, [order[edges[i]:edges[i + 1]] for i in range(len(edges) - 1)]
+    return k, order, np.bincount(k, minlength=len(tables.thresholds[c]) + 1).tolist()
 
 
 def _mode_model(tables: EntropyTables):
@@ -39,7 +40,7 @@ def encode(latents: np.ndarray, tables: EntropyTables) -> bytes:
 
     state, pushes, modes = Contexts(latents.shape[1:]), [], []
     for c in tables.order:
-        k, groups = _groups(tables, c, state.energy())
+        k, order, counts = _contexts(tables, c, state)
         best = None
         for m in range(tables.modes):
             r = predict.residual(latents[c], m)
@@ -49,8 +50,8 @@ def encode(latents: np.ndarray, tables: EntropyTables) -> bytes:
         _, m, r = best
         modes.append(m)
         core, tail = split_escapes(r.ravel(), tables.radius(m))
-        pushes += [(core[idx].astype(np.int32), tables.model(c, m, j))
-                   for j, idx in enumerate(groups) if idx.size]
+        groups = np.split(core[order].astype(np.int32), np.cumsum(counts)[:-1])
+        pushes += [(g, model) for g, model in zip(groups, tables.models(c, m)) if g.size]
         if tail.size:
             pushes.append((tail.astype(np.int32), tables.tail_model(c, m)))
         state.add(r)
@@ -81,25 +82,15 @@ def decode(payload: bytes, shape: tuple[int, ...], tables: EntropyTables) -> np.
     out = np.empty(shape, dtype=np.int32)
     state, size = Contexts(shape[1:]), int(np.prod(shape[1:]))
     for c, m in zip(tables.order, modes):
-        # Symbols arrive grouped by context: decode each group in turn, then put them back
-        # in raster order with one scatter (the stable sort is the encoder's grouping).
-        models, lut = tables.models(c, m), tables.lookup(c)
-        if len(models) == 1:
-            core = coder.decode(models[0], size)
-        else:
-            k = np.take(lut, state.energy(), mode="clip").ravel()  # energies >= 0
-            counts = np.bincount(k, minlength=len(models)).tolist()
-            core = np.empty(size, dtype=np.int32)
-            core[np.argsort(k, kind="stable")] = np.concatenate(
-                [coder.decode(model, n) for model, n in zip(models, counts) if n])
+        # The groups in turn, then back to raster order with one scatter.
+        _, order, counts = _contexts(tables, c, state)
+        core = np.empty(size, dtype=np.int32)
+        core[order] = np.concatenate([coder.decode(model, n)
+                                      for model, n in zip(tables.models(c, m), counts) if n])
         radius = tables.radius(m)
-        e = core_radius(radius)
-        if e < radius:
-            escapes = np.count_nonzero(np.abs(core - (e + 1)) > e)
-            tail = coder.decode(tables.tail_model(c, m), escapes) if escapes else core[:0]
-            r = join_escapes(core, tail, radius).reshape(shape[1:])
-        else:
-            r = (core - radius).reshape(shape[1:])
+        escapes = count_escapes(core, radius)
+        tail = coder.decode(tables.tail_model(c, m), escapes) if escapes else core[:0]
+        r = join_escapes(core, tail, radius).reshape(shape[1:])
         x = predict.reconstruct(r, m)
         if x.max(initial=0) > tables.max_symbol or x.min(initial=0) < -tables.max_symbol:
             raise BitstreamError(f"latent channel {c} decodes out of range: corrupt payload")

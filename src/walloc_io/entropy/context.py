@@ -15,15 +15,11 @@ import numpy as np
 
 
 def local_energy(magnitude: np.ndarray) -> np.ndarray:
-    """Box sum over a 3-wide window along every axis (edges replicated), int64."""
-    out = magnitude.astype(np.int64)
-    for axis in range(out.ndim):
-        n = out.shape[axis]
-        padded = np.concatenate([out[_at(axis, slice(0, 1))], out,
-                                 out[_at(axis, slice(n - 1, n))]], axis=axis)
-        out = (padded[_at(axis, slice(0, n))] + padded[_at(axis, slice(1, n + 1))]
-               + padded[_at(axis, slice(2, n + 2))])
-    return out
+    """Box sum over a 3-wide window along every axis (edges replicated), int32: the energy
+    :class:`Contexts` gives once these magnitudes are decoded."""
+    state = Contexts(magnitude.shape)
+    state.add(magnitude)
+    return state.energy()
 
 
 def _at(axis: int, index: slice) -> tuple[slice, ...]:
@@ -41,8 +37,8 @@ def lookup_table(thresholds: np.ndarray) -> np.ndarray:
 
 
 def bins(energy: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """Context index per symbol from a :func:`lookup_table`, as uint8."""
-    return lut[np.minimum(energy, len(lut) - 1)]
+    """Context index per symbol (energies >= 0) from a :func:`lookup_table`, as uint8."""
+    return np.take(lut, energy, mode="clip")
 
 
 def fit_thresholds(energies: list[np.ndarray], contexts: int) -> np.ndarray:
@@ -63,8 +59,8 @@ def fit_thresholds(energies: list[np.ndarray], contexts: int) -> np.ndarray:
 class Contexts:
     """Running state while channels are coded in order: the summed magnitudes so far.
 
-    Kept with a one-sample replicated border, so :meth:`energy` is a few slice additions
-    (the same numbers as :func:`local_energy`, without re-padding per channel).
+    Kept with a one-sample replicated border, so :meth:`energy` (the box sum of
+    :func:`local_energy`) is a few slice additions, without re-padding per channel.
     """
 
     def __init__(self, spatial: tuple[int, ...]) -> None:

@@ -74,6 +74,12 @@ def split_escapes(values: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarr
     return core, np.abs(escaped) - e - 1
 
 
+def count_escapes(core: np.ndarray, radius: int) -> int:
+    """How many core symbols (from :func:`split_escapes`) are escapes with a tail symbol."""
+    e = core_radius(radius)
+    return 0 if e == radius else int(np.count_nonzero(np.abs(core - (e + 1)) > e))
+
+
 def join_escapes(core: np.ndarray, tails: np.ndarray, radius: int) -> np.ndarray:
     """Inverse of :func:`split_escapes` (``tails`` in the flat order of the escapes)."""
     e = core_radius(radius)
