@@ -127,6 +127,12 @@ def read_header(blob: bytes) -> Header:
     return unpack(blob)[0]
 
 
+def peek_fingerprint(blob: bytes) -> str:
+    """The model fingerprint a stream claims, unverified (no checksum pass): a cache key
+    for loaders that verify the whole stream when they decode it."""
+    return _FIXED.unpack_from(blob)[5].hex() if len(blob) >= _FIXED.size else ""
+
+
 def _as_bytes(blob: bytes) -> bytes:
     if isinstance(blob, (bytearray, memoryview)):
         return bytes(blob)

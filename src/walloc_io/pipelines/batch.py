@@ -30,6 +30,7 @@ from ..presets import preset_for
 from ..signal import RANGE_DTYPES
 
 OUTPUTS = ("signal", "unit")
+TARGETS = ("signal", "latents", "deferred")  # what loaders hand on: see wds_decoder, ZarrDataset
 
 
 class Deferred(NamedTuple):

@@ -24,9 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .batch import Deferred
-
-TARGETS = ("signal", "latents", "deferred")
+from .batch import TARGETS, Deferred
 
 
 class ZarrDataset(torch.utils.data.Dataset):

@@ -29,9 +29,8 @@ from __future__ import annotations
 
 from ..errors import InputError
 from ..presets import preset_for
-from .batch import Deferred
+from .batch import TARGETS, Deferred
 
-TARGETS = ("signal", "latents", "deferred")
 EXTENSIONS = ("wlc",)
 
 
@@ -83,11 +82,11 @@ class WlcDecoder:
 
         if isinstance(self.codec, Codec):
             return self.codec
-        loaded = self._loaded
-        fingerprint = data[8:24].hex()  # the header's fixed part; codec.read verifies it all
-        if fingerprint not in loaded:
-            from ..bitstream import read_header
+        from ..bitstream import peek_fingerprint, read_header
 
+        loaded = self._loaded
+        fingerprint = peek_fingerprint(data)  # codec.read verifies the whole stream
+        if fingerprint not in loaded:
             fingerprint = read_header(data).fingerprint  # magic, fields and checksum verified
             name = self.codec if self.codec is not None else preset_for(fingerprint)
             loaded[fingerprint] = load_codec(name, device=self.device)
