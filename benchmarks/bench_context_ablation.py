@@ -22,6 +22,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from report import emit
 
 from walloc_io import load_codec
 from walloc_io.cli.evaluate import _items
@@ -125,10 +126,7 @@ def main() -> None:
              f"{len(val)} held-out items.", "",
              "| context model | ideal bytes per item | vs base |", "|---|---|---|"]
     lines += [f"| {name} | {b:.0f} | {b / base:.3f} |" for name, b in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@
   (d) JPEG shards   -> decoded at full resolution
 
 plus (0), the same WaLLoC shards with members passed through undecoded: the ceiling any
-decoder can reach in this loader. All read real tar shards with webdataset through ``DataLoader(num_workers=W)``; the
-"training step" moves the batch to the device and converts it to float (the model's cost is
-the same for every pipeline and is left out). Items are ``--size`` crops of held-out photos.
+decoder can reach in this loader. All read real tar shards with webdataset through
+``DataLoader(num_workers=W)``; the "training step" moves the batch to the device and
+converts it to float (the model's cost is the same for every pipeline and is left out).
+Items are ``--size`` crops of held-out photos.
 
     python benchmarks/bench_loader.py --images data/images/val --out benchmarks/results/loader.md
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from report import emit
 
 
 def crops(folder: Path, size: int, count: int, seed: int = 0) -> list[np.ndarray]:
@@ -211,10 +213,7 @@ def main() -> None:
     lines += ["", f"Target (a) >= 3x (c): {'MET' if ratio >= 3 else 'MISSED'} ({ratio:.2f}x).", "",
               "Decoding alone, one thread, median ms per sample (same run):", ""]
     lines += [f"- {name}: {ms:.3f} ms" for name, ms in costs.items()]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":

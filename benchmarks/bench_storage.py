@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from report import emit
 
 
 def best(fn, repeat: int) -> tuple[float, object]:
@@ -133,10 +134,7 @@ def main() -> None:
                       f"{stack[0].size} pixel values)"]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":
