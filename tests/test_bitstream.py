@@ -32,7 +32,7 @@ def test_audio_header_round_trip():
 
 def test_layout_is_little_endian_and_ends_in_crc():
     blob = pack(HEADER, b"abcd")
-    assert blob[:4] == b"WLOC" and blob[4] == 1
+    assert blob[:4] == b"WLOC" and blob[4] == 2  # format 2: native rANS payload
     assert struct.unpack("<I", blob[-4:])[0] == zlib.crc32(blob[:-4])
     assert struct.unpack_from("<H", blob, 24)[0] == 3  # channels after the 16-byte fingerprint
 

@@ -3,7 +3,7 @@
 Layout (little-endian)::
 
     magic        4s   b"WLOC"
-    version      u8   FORMAT_VERSION
+    version      u8   1 (walloc-io 0.1: constriction ANS, uint32 words) or 2 (native rANS)
     modality     u8   0 image (2D), 1 audio (1D)
     entropy      u8   entropy model id (0 histogram, 1 predictive)
     dtype        u8   index into DTYPES
@@ -17,7 +17,8 @@ Layout (little-endian)::
     norm_kind    u8   0: fixed dtype range; 1: per-channel (offset f64, scale f64) x C
     [norm]       f64 x 2C
     payload_len  u32
-    payload      payload_len bytes (ANS words, uint32 little-endian)
+    payload      payload_len bytes: entropy-coded latents (version 1: uint32 words of
+                 constriction's ANS; version 2: uint16 words of the native rANS coder)
     crc32        u32  CRC-32 of every byte before it
 
 ``read_header`` validates all of it without touching the payload's meaning; ``unpack``
@@ -36,7 +37,8 @@ import numpy as np
 from .errors import BitstreamError
 
 MAGIC = b"WLOC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what this release writes
+READ_VERSIONS = (1, 2)  # what it reads: every version ever written, forever
 MODALITIES = ("image", "audio")
 ENTROPY_MODELS = ("histogram", "predictive")
 DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
@@ -161,8 +163,9 @@ def _parse(data: bytes) -> tuple[Header, bytes, int]:
         raise BitstreamError(f"not a WaLLoC stream (bad magic {data[:4]!r})")
     r = _Reader(data)
     _, version, modality, entropy, dtype, fp, channels, rate = r.take(_FIXED.format)
-    if version != FORMAT_VERSION:
-        raise BitstreamError(f"unsupported format version {version} (this reader: {FORMAT_VERSION})")
+    if version not in READ_VERSIONS:
+        raise BitstreamError(f"unsupported format version {version} (this reader: "
+                             f"{', '.join(map(str, READ_VERSIONS))})")
     for name, value, options in (("modality", modality, MODALITIES),
                                  ("entropy model", entropy, ENTROPY_MODELS),
                                  ("dtype", dtype, DTYPES)):

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import bitstream, entropy
+from . import bitstream
 from .bitstream import Header
 from .config import CodecConfig
-from .entropy import EntropyTables
+from .entropy import EntropyTables, LatentCoder, format1
 from .errors import BitstreamError, InputError, ModelMismatchError
 from .model import WallocModel
 from .presets import resolve
@@ -62,6 +62,7 @@ class Codec:
         self.device = pick_device(device)
         self.model = model.eval().to(self.device)
         self.tables, self.fingerprint, self.source = tables, fingerprint, source
+        self.coder = LatentCoder(tables)  # format 2 (native); format 1 streams use constriction
         self._lock = threading.Lock()  # torch modules are not re-entrant across threads
 
     @property
@@ -103,19 +104,39 @@ class Codec:
         header = Header(self.config.modality, self.config.entropy_model, p.dtype,
                         self.fingerprint, self.config.channels, p.shape, p.padding,
                         latents.shape[0], latents.shape[1:], p.normalisation, sample_rate)
-        return bitstream.pack(header, entropy.encode(latents, self.tables))
+        return bitstream.pack(header, self.coder.encode(latents))
 
     # -- decoding ---------------------------------------------------------------------------
     def read(self, blob: bytes) -> tuple[Header, np.ndarray]:
         """Verify a stream against this codec and entropy-decode it (no network)."""
-        header, payload = bitstream.unpack(blob)
-        self._check(header)
-        return header, entropy.decode(payload, (header.latent_channels, *header.latent_shape),
-                                      self.tables)
+        return self.read_many([blob])[0]
+
+    def read_many(self, blobs: Sequence[bytes]) -> list[tuple[Header, np.ndarray]]:
+        """:meth:`read` for many streams: same-shape streams of format 2 are entropy-decoded
+        in one native call (GIL released); format 1 streams one by one (constriction)."""
+        parsed = [bitstream.unpack(b) for b in blobs]
+        groups: dict = defaultdict(list)
+        for i, (header, _) in enumerate(parsed):
+            self._check(header)
+            groups[(header.version, (header.latent_channels, *header.latent_shape))].append(i)
+        out: list = [None] * len(parsed)
+        for (version, shape), index in groups.items():
+            payloads = [parsed[i][1] for i in index]
+            if version == 1:
+                latents = [format1.decode(p, shape, self.tables) for p in payloads]
+            else:
+                latents = list(self.coder.decode_many(payloads, shape))
+            for i, z in zip(index, latents):
+                out[i] = (parsed[i][0], z)
+        return out
 
     def decode_latents(self, blob: bytes) -> np.ndarray:
         """Integer latents ``(latent_channels, *latent_shape)`` without the decoder network."""
         return self.read(blob)[1]
+
+    def decode_latents_batch(self, blobs: Sequence[bytes]) -> list[np.ndarray]:
+        """:meth:`decode_latents` for many streams (batched entropy decoding)."""
+        return [z for _, z in self.read_many(blobs)]
 
     def decode(self, blob: bytes) -> np.ndarray:
         """One stream -> the signal, in its original shape and dtype."""
@@ -123,7 +144,7 @@ class Codec:
 
     def decode_batch(self, blobs: Sequence[bytes]) -> list[np.ndarray]:
         """Many streams -> signals; same-size latents share one tensor call."""
-        read = [self.read(b) for b in blobs]
+        read = self.read_many(blobs)
         signals = self._grouped(read, lambda r: r[1].shape, self._decode_stack)
         return [restore(s, h.dtype, h.shape, h.normalisation) for (h, _), s in zip(read, signals)]
 

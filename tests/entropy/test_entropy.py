@@ -1,12 +1,12 @@
-"""Frozen tables, prediction modes and the ANS stage."""
+"""Frozen tables, prediction modes and the format 1 (constriction) coder of old streams."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from walloc_io.entropy import EntropyTables, decode, encode, fit_tables, predict, quantise_counts
-from walloc_io.entropy.coder import _contexts
+from walloc_io.entropy import EntropyTables, fit_tables, predict, quantise_counts
+from walloc_io.entropy.format1 import _contexts, decode, encode
 from walloc_io.entropy.context import Contexts, local_energy
 from walloc_io.entropy.tables import ESCAPE, join_escapes, split_escapes
 from walloc_io.errors import BitstreamError

@@ -113,7 +113,7 @@ def decode_chunks(codec: Codec, records: list[bytes], *, to: str = "signal") -> 
     if to == "signal":
         out = codec.decode_batch(streams)
     elif to == "latents":
-        out = [codec.decode_latents(s) for s in streams]
+        out = codec.decode_latents_batch(streams)
     else:
         raise InputError(f"to must be 'signal' or 'latents', got {to!r}")
     arrays, at = [], 0

@@ -1,6 +1,8 @@
-"""Entropy stage: integer prediction, frozen tables, ANS coding (constriction)."""
+"""Entropy stage: integer prediction, frozen tables, the native rANS coder (format 2) and
+the constriction coder of format 1 (old streams)."""
 
-from .coder import decode, encode
+from . import format1
+from .native import LatentCoder
 from .tables import EntropyTables, fit_tables, quantise_counts
 
-__all__ = ["EntropyTables", "decode", "encode", "fit_tables", "quantise_counts"]
+__all__ = ["EntropyTables", "LatentCoder", "fit_tables", "format1", "quantise_counts"]

@@ -1,4 +1,9 @@
-"""ANS coding of integer latents with constriction and frozen, context-selected tables.
+"""Format 1 (walloc-io 0.1): ANS coding of latents with constriction, kept to decode old streams.
+
+Streams of format version 1 decode through this module forever; new streams use the native
+coder of format 2 (:mod:`walloc_io.entropy.native`). The words of format 1 depend on
+constriction's own quantiser (``Categorical(probs, perfect=False)`` rescales the tables'
+``freq / 2**16``), so the dependency is pinned to the series the golden streams pass on.
 
 Per stream, the encoder picks each channel's prediction mode (the cheapest under the frozen
 tables) and sends the choices first, as uniform symbols. Channels follow in the tables'

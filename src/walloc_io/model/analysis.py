@@ -1,0 +1,69 @@
+"""The analysis half of a :class:`WallocModel` as one C call on the CPU.
+
+``NativeAnalysis(model).latents(batch)`` equals ``model.encode_latents`` (the same packet
+transform, linear encoder, companding and rounding; PyWavelets-checked lifting instead of the
+convolution form) and is several times faster. Its arithmetic is single-threaded, with a
+fixed order of operations and no floating-point contraction, so a given input gives the same
+latents in every process, at every torch thread count and on every x86-64 CPU. On a CUDA
+device the torch path is used; the two can differ only where a latent lies within float32
+rounding of a half-integer (a tie), which moves that latent by one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..transform.packet import _interleave_order
+from .autoencoder import WallocModel
+
+
+def _kernel():
+    from . import _analysis
+
+    return _analysis
+
+
+class NativeAnalysis:
+    """Weights of one model laid out for the kernel: ``[latent][channel][band_h][band_w]``."""
+
+    def __init__(self, model: WallocModel) -> None:
+        cfg = model.config
+        self.channels, self.levels, self.ndim = cfg.channels, cfg.levels, cfg.signal_ndim
+        weight = model.encoder.weight.detach().to(torch.float64).cpu().numpy()
+        weight = weight.reshape(weight.shape[0], -1)
+        if self.ndim == 2:  # packet channel t holds the (c, band_h, band_w) flat index order[t]
+            order = _interleave_order(self.channels, self.levels).numpy()
+            laid = np.empty_like(weight)
+            laid[:, order] = weight
+            weight = laid
+        self.weight = np.ascontiguousarray(weight, dtype=np.float32)
+        self.bias = np.ascontiguousarray(model.encoder.bias.detach().cpu().numpy(), dtype=np.float32)
+        self.amplitude = float(model.companding.amplitude)
+        self.max_symbol = int(model.companding.max_symbol)
+        self.latent_channels = self.bias.size
+
+    def latents(self, x: np.ndarray, scale=None, offset=None) -> np.ndarray:
+        """``(N, C, *signal)`` -> int32 latents ``(N, L, *signal / 2**levels)``.
+
+        ``x`` is float32 in ``[-1/2, 1/2]``, or uint8 with per-channel ``scale`` and
+        ``offset`` (``x * scale + offset`` is the normalised signal, fused into the kernel).
+        """
+        n, c, *spatial = x.shape
+        if len(spatial) != self.ndim or c != self.channels:
+            raise ValueError(f"expected (N, {self.channels}, ...) with {self.ndim} signal axes, "
+                             f"got {x.shape}")
+        is_u8 = x.dtype == np.uint8
+        if not is_u8:
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            scale, offset = np.ones(c, np.float32), np.zeros(c, np.float32)
+        else:
+            x = np.ascontiguousarray(x)
+        h, w = (1, spatial[0]) if self.ndim == 1 else spatial
+        f = 2 ** self.levels
+        out = np.empty((n, self.latent_channels, *(s // f for s in spatial)), dtype=np.int32)
+        _kernel().analyse(x, int(is_u8), n, c, h, w, self.levels, self.ndim,
+                          np.ascontiguousarray(scale, np.float32),
+                          np.ascontiguousarray(offset, np.float32), self.weight, self.bias,
+                          self.amplitude, self.max_symbol, out)
+        return out
