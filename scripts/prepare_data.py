@@ -12,7 +12,10 @@ from dataset hubs. Renders and synthetic pictures were excluded by eye (listed b
     python scripts/prepare_data.py audio --out data/audio
 
 Images: ``OUT/train/*.png`` (Lanczos-downscaled photos, several scales) and ``OUT/val/*.png``
-(768x512 centre crops of held-out photos, never used for training).
+(768x512 centre crops of held-out photos, never used for training). ``unseen`` writes
+``data/images/unseen/*.png``: photos from *sources* no preset trains on (scikit-image's
+hubble_deep_field, immunohistochemistry, retina, stereo_motorcycle; scikit-learn's china and
+flower), for speed and rate figures (``pip install scikit-learn``).
 
 Audio: ``OUT/stereo/{train,val}/*.flac`` and ``OUT/mono/{train,val}/*.flac``, int16. Music is
 the Wesnoth soundtrack (Ogg/Vorbis-decoded, so band-limited to ~16-19 kHz); six whole tracks
@@ -118,6 +121,35 @@ def prepare(out: Path) -> dict:
             name = f"{stem}_x{factor:.2f}.png"
             downscale(im, factor).save(out / "train" / name)
             manifest["train"].append({"file": name, "source": src, "downscale": factor})
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+# Sources no preset ever trains on (whole sources held out, for speed and rate figures):
+# scikit-image photos outside SKIMAGE and scikit-learn's two sample photos.
+UNSEEN_SKIMAGE = ["hubble_deep_field", "immunohistochemistry", "retina"]
+
+
+def prepare_unseen(out: Path) -> dict:
+    """``OUT/*.png``: photos from sources no preset trains on, centre crops (multiples of 8)."""
+    import skimage.data
+    from sklearn.datasets import load_sample_images
+
+    out.mkdir(parents=True, exist_ok=True)
+    pictures = [(n, getattr(skimage.data, n)(), f"skimage.data.{n}") for n in UNSEEN_SKIMAGE]
+    left, right, _ = skimage.data.stereo_motorcycle()
+    pictures += [("motorcycle_left", left, "skimage.data.stereo_motorcycle[0]")]
+    sample = load_sample_images()
+    pictures += [(Path(f).stem, im, f"sklearn.datasets.load_sample_images:{Path(f).name}")
+                 for f, im in zip(sample.filenames, sample.images)]
+    manifest: dict = {"unseen": []}
+    for name, array, source in pictures:
+        im = Image.fromarray(array).convert("RGB")
+        if min(im.size) > 1000:
+            im = downscale(im, 2.0)
+        size = (min(VAL_SIZE[0], im.width // 8 * 8), min(VAL_SIZE[1], im.height // 8 * 8))
+        centre_crop(im, size).save(out / f"{name}.png")
+        manifest["unseen"].append({"file": f"{name}.png", "source": source, "size": list(size)})
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
 
@@ -275,12 +307,16 @@ def _valid_window(cube: np.ndarray, size: int) -> tuple[int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", nargs="?", choices=("images", "audio", "multispectral"), default="images")
+    parser.add_argument("kind", nargs="?", choices=("images", "unseen", "audio", "multispectral"),
+                        default="images")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.kind == "images":
         manifest = prepare(args.out or Path("data/images"))
         print(f"train: {len(manifest['train'])} images, val: {len(manifest['val'])} crops")
+    elif args.kind == "unseen":
+        manifest = prepare_unseen(args.out or Path("data/images/unseen"))
+        print(f"unseen sources: {len(manifest['unseen'])} photos")
     else:
         prepare_fn = prepare_audio if args.kind == "audio" else prepare_multispectral
         manifest = prepare_fn(args.out or Path(f"data/{args.kind}"))

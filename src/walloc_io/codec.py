@@ -17,9 +17,10 @@ from .config import CodecConfig
 from .entropy import EntropyTables, LatentCoder, format1
 from .errors import BitstreamError, InputError, ModelMismatchError
 from .model import WallocModel
+from .model.analysis import NativeAnalysis
 from .presets import resolve
 from .presets.directory import load_codec_dir
-from .signal import Prepared, prepare, restore
+from .signal import Prepared, prepare, restore, unit_uint8
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
@@ -64,6 +65,7 @@ class Codec:
         self.tables, self.fingerprint, self.source = tables, fingerprint, source
         self.coder = LatentCoder(tables)  # format 2 (native); format 1 streams use constriction
         self._lock = threading.Lock()  # torch modules are not re-entrant across threads
+        self._analysis: NativeAnalysis | None = None
 
     @property
     def config(self) -> CodecConfig:
@@ -90,15 +92,28 @@ class Codec:
     def encode_batch(self, xs: Sequence, *, sample_rate: int = 0) -> list[bytes]:
         """Many signals -> streams; same-size signals share one tensor call."""
         cfg = self.config
-        prepared = [prepare(x, cfg.channels, cfg.signal_ndim, 2 ** cfg.levels) for x in xs]
-        latents = self._grouped(prepared, lambda p: p.data.shape, self._encode_stack)
+        native = self.device.type == "cpu"
+        prepared = [prepare(x, cfg.channels, cfg.signal_ndim, 2 ** cfg.levels, raw_uint8=native)
+                    for x in xs]
+        latents = self._grouped(prepared, lambda p: (p.data.shape, p.data.dtype),
+                                self._encode_stack)
         return [self._pack(p, z, sample_rate) for p, z in zip(prepared, latents)]
 
     def _encode_stack(self, items: list[Prepared]) -> list[np.ndarray]:
-        x = torch.from_numpy(np.stack([p.data for p in items])).to(self.device)
+        x = np.stack([p.data for p in items])
+        if self.device.type == "cpu":  # the C analysis: deterministic, GIL released
+            return list(self.analysis.latents(x))
+        x = torch.from_numpy(unit_uint8(x) if x.dtype == np.uint8 else x).to(self.device)
         with self._lock, torch.inference_mode():
             z = self.model.encode_latents(x).cpu().numpy()
         return list(z)
+
+    @property
+    def analysis(self) -> NativeAnalysis:
+        """The encoder half of the model as one C call (built on first use)."""
+        if self._analysis is None:
+            self._analysis = NativeAnalysis(self.model)
+        return self._analysis
 
     def _pack(self, p: Prepared, latents: np.ndarray, sample_rate: int) -> bytes:
         header = Header(self.config.modality, self.config.entropy_model, p.dtype,

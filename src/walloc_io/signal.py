@@ -19,7 +19,7 @@ AFFINE_DTYPES = ("uint16", "float32", "float64")
 
 @dataclass(frozen=True)
 class Prepared:
-    data: np.ndarray  # float32 (C, *padded) in [-1/2, 1/2]
+    data: np.ndarray  # float32 (C, *padded) in [-1/2, 1/2]; uint8 as is with raw_uint8
     dtype: str
     shape: tuple[int, ...]  # signal axes before padding
     padding: tuple[int, ...]
@@ -34,8 +34,12 @@ def as_numpy(x) -> np.ndarray:
     raise InputError(f"expected a numpy array or torch tensor, got {type(x).__name__}")
 
 
-def prepare(x, channels: int, ndim: int, factor: int) -> Prepared:
-    """Check ``x`` (``(C, H, W)`` or ``(C, T)``), normalise it and pad to multiples of factor."""
+def prepare(x, channels: int, ndim: int, factor: int, raw_uint8: bool = False) -> Prepared:
+    """Check ``x`` (``(C, H, W)`` or ``(C, T)``), normalise it and pad to multiples of factor.
+
+    ``raw_uint8``: uint8 signals are only padded (``data`` stays uint8) for a consumer that
+    normalises them itself with :func:`unit_uint8`'s formula (the native analysis kernel).
+    """
     x = as_numpy(x)
     layout = "(C, H, W)" if ndim == 2 else "(C, T)"
     if x.ndim != ndim + 1:
@@ -53,14 +57,23 @@ def prepare(x, channels: int, ndim: int, factor: int) -> Prepared:
         raise InputError(f"signal axes {x.shape[1:]} too small: each needs >= {factor} samples")
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
         raise InputError("signal contains NaN or Inf")
-    data, norm = _normalise(x, dtype)
+    data, norm = (x, None) if raw_uint8 and dtype == "uint8" else _normalise(x, dtype)
     padding = tuple(-n % factor for n in x.shape[1:])
     if any(padding):
         data = np.pad(data, [(0, 0)] + [(0, p) for p in padding], mode="symmetric")
-    return Prepared(np.ascontiguousarray(data, dtype=np.float32), dtype, x.shape[1:], padding, norm)
+    out_dtype = np.uint8 if data.dtype == np.uint8 else np.float32
+    return Prepared(np.ascontiguousarray(data, dtype=out_dtype), dtype, x.shape[1:], padding, norm)
+
+
+def unit_uint8(data: np.ndarray) -> np.ndarray:
+    """uint8 -> float32 in ``[-1/2, 1/2]``: the normalisation :func:`prepare` applies."""
+    low, span = RANGE_DTYPES["uint8"]
+    return (data.astype(np.float32) - low) / span - 0.5
 
 
 def _normalise(x: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray | None]:
+    if dtype == "uint8":
+        return unit_uint8(x), None
     if dtype in RANGE_DTYPES:
         low, span = RANGE_DTYPES[dtype]
         return (x.astype(np.float32) - low) / span - 0.5, None

@@ -123,9 +123,17 @@ CLONES static void encoder_block(const float *const *x, int P, int j0, const flo
     memcpy(out + 2 * stride, &a2, sizeof a2); memcpy(out + 3 * stride, &a3, sizeof a3);
 }
 
-CLONES static void to_float_u8(float *restrict y, const uint8_t *restrict x, float a, float b,
+/* uint8 -> [-1/2, 1/2] exactly as signal.prepare does it in float32: (x - low) / span - 1/2 */
+CLONES static void to_float_u8(float *restrict y, const uint8_t *restrict x, float low, float span,
                                int n) {
-    for (int j = 0; j < n; j++) y[j] = (float)x[j] * a + b;
+    for (int j = 0; j < n; j++) y[j] = ((float)x[j] - low) / span - 0.5f;
+}
+
+/* Product of the lifting scales along band b's path (first level most significant). */
+static double band_scale(int b, int levels) {
+    double g = 1.0;
+    for (int lev = 0; lev < levels; lev++) g *= (b >> (levels - 1 - lev)) & 1 ? LZH : LZ;
+    return g;
 }
 
 typedef struct {
@@ -135,9 +143,31 @@ typedef struct {
     const float *bias;   /* [LB * OB] */
 } Spec;
 
+/* The packet transform of one signal (unscaled bands): rows of band (c, bh) in `order`. */
+static void transform(const Spec *sp, const void *input, int is_u8, const float *low,
+                      const float *span, float *data, float **order, float *s, float *d,
+                      float **tmp, float **work) {
+    const int C = sp->C, H = sp->H, W = sp->W, J = sp->levels;
+    const size_t plane = (size_t)H * W;
+    for (int c = 0; c < C; c++) {
+        float *p = data + c * plane;
+        for (int i = 0; i < H; i++) {
+            float *row = p + (size_t)i * W;
+            if (is_u8)
+                to_float_u8(row, (const uint8_t *)input + c * plane + (size_t)i * W, low[c],
+                            span[c], W);
+            else
+                memcpy(row, (const float *)input + c * plane + (size_t)i * W, sizeof(float) * W);
+            packet_row(row, W, J, s, d);
+        }
+        if (sp->ndim == 2) packet_columns(p, H, W, J, order + (size_t)c * H, tmp, work);
+        else order[c] = p;
+    }
+}
+
 /* One signal (C planes) -> latents [L][h][w]. Returns 0, or -1 when out of memory. */
-static int analyse_one(const Spec *sp, const void *input, int is_u8, const float *scale,
-                       const float *offset, int32_t *out) {
+static int analyse_one(const Spec *sp, const void *input, int is_u8, const float *low,
+                       const float *span, int32_t *out) {
     const int C = sp->C, H = sp->H, W = sp->W, J = sp->levels, L = sp->L;
     const int fh = sp->ndim == 2 ? 1 << J : 1, fw = 1 << J;
     const int h = H / fh, w = W / fw, P = C * fh * fw;
@@ -152,20 +182,7 @@ static int analyse_one(const Spec *sp, const void *input, int is_u8, const float
     int rc = -1;
     if (!data || !s || !d || !order || !tmp || !work || !x || !acc) goto done;
     memset(data + plane * C, 0, sizeof(float) * VW);
-    for (int c = 0; c < C; c++) {
-        float *p = data + c * plane;
-        for (int i = 0; i < H; i++) {
-            float *row = p + (size_t)i * W;
-            if (is_u8)
-                to_float_u8(row, (const uint8_t *)input + c * plane + (size_t)i * W, scale[c],
-                            offset[c], W);
-            else
-                memcpy(row, (const float *)input + c * plane + (size_t)i * W, sizeof(float) * W);
-            packet_row(row, W, J, s, d);
-        }
-        if (sp->ndim == 2) packet_columns(p, H, W, J, order + (size_t)c * H, tmp, work);
-        else order[c] = p;
-    }
+    transform(sp, input, is_u8, low, span, data, order, s, d, tmp, work);
     const double inv_sqrt2 = 0.70710678118654752440;
     for (int i = 0; i < h; i++) {
         for (int c = 0, b = 0; c < C; c++)
@@ -194,14 +211,7 @@ done:
     return rc;
 }
 
-/* Product of the lifting scales along band b's path (first level most significant). */
-static double band_scale(int b, int levels) {
-    double g = 1.0;
-    for (int lev = 0; lev < levels; lev++) g *= (b >> (levels - 1 - lev)) & 1 ? LZH : LZ;
-    return g;
-}
-
-/* analyse(x, is_u8, N, C, H, W, levels, ndim, scale f32[C], offset f32[C], weight f32[L*P],
+/* analyse(x, is_u8, N, C, H, W, levels, ndim, low f32[C], span f32[C], weight f32[L*P],
  *         bias f32[L], amplitude, max_symbol, out i32[N*L*h*w]) -> None */
 static PyObject *analyse(PyObject *self, PyObject *args) {
     Py_buffer x, scale, offset, weight, bias, out;
@@ -255,7 +265,48 @@ done:
     return result;
 }
 
+/* packet(x f32[C*H*W], C, H, W, levels, ndim, out f32[C*fh*fw*h*w]) -> None: the packet
+ * transform alone, bands in (c, band_h, band_w) order with their scales (for the tests). */
+static PyObject *packet(PyObject *self, PyObject *args) {
+    Py_buffer x, out;
+    int C, H, W, J, nd;
+    if (!PyArg_ParseTuple(args, "y*iiiiiw*", &x, &C, &H, &W, &J, &nd, &out)) return NULL;
+    PyObject *result = NULL;
+    const int fh = nd == 2 ? 1 << J : 1, fw = 1 << J;
+    const size_t plane = (size_t)H * W;
+    if (C < 1 || J < 1 || J > 12 || (nd != 1 && nd != 2) || H < 1 || W < 2 || H % fh || W % fw
+        || (nd == 1 && H != 1) || (size_t)x.len != 4 * C * plane || (size_t)out.len != 4 * C * plane) {
+        PyErr_SetString(PyExc_ValueError, "bad shapes for the packet transform");
+        goto done;
+    }
+    Spec sp = {C, H, W, J, nd, 0, 0, 0, 0.0, NULL, NULL};
+    float *data = malloc(4 * C * plane), *s = malloc(4 * (W / 2 + 2)), *d = malloc(4 * (W / 2 + 2));
+    float **order = malloc(sizeof(float *) * (size_t)H * C), **tmp = malloc(sizeof(float *) * H),
+          **work = malloc(sizeof(float *) * H);
+    if (data && s && d && order && tmp && work) {
+        transform(&sp, x.buf, 0, NULL, NULL, data, order, s, d, tmp, work);
+        const int h = H / fh, w = W / fw;
+        float *o = out.buf;
+        for (int c = 0; c < C; c++)
+            for (int bh = 0; bh < fh; bh++)
+                for (int bw = 0; bw < fw; bw++) {
+                    const float g = (float)(band_scale(bw, J) * (nd == 2 ? band_scale(bh, J) : 1.0));
+                    for (int i = 0; i < h; i++)
+                        for (int j = 0; j < w; j++)
+                            *o++ = g * order[(size_t)c * H + (size_t)bh * h + i][(size_t)bw * w + j];
+                }
+        result = Py_NewRef(Py_None);
+    } else {
+        PyErr_NoMemory();
+    }
+    free(data); free(s); free(d); free(order); free(tmp); free(work);
+done:
+    PyBuffer_Release(&x); PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"packet", packet, METH_VARARGS, "The packet transform alone (float32), for tests."},
     {"analyse", analyse, METH_VARARGS, "Signals -> integer latents (transform, encoder, rounding)."},
     {NULL, NULL, 0, NULL},
 };

@@ -43,27 +43,23 @@ class NativeAnalysis:
         self.max_symbol = int(model.companding.max_symbol)
         self.latent_channels = self.bias.size
 
-    def latents(self, x: np.ndarray, scale=None, offset=None) -> np.ndarray:
+    def latents(self, x: np.ndarray) -> np.ndarray:
         """``(N, C, *signal)`` -> int32 latents ``(N, L, *signal / 2**levels)``.
 
-        ``x`` is float32 in ``[-1/2, 1/2]``, or uint8 with per-channel ``scale`` and
-        ``offset`` (``x * scale + offset`` is the normalised signal, fused into the kernel).
+        ``x`` is float32 in ``[-1/2, 1/2]``, or raw uint8, normalised inside the kernel
+        exactly as :func:`walloc_io.signal.prepare` does it (``x / 255 - 1/2`` in float32).
         """
         n, c, *spatial = x.shape
         if len(spatial) != self.ndim or c != self.channels:
             raise ValueError(f"expected (N, {self.channels}, ...) with {self.ndim} signal axes, "
                              f"got {x.shape}")
         is_u8 = x.dtype == np.uint8
-        if not is_u8:
-            x = np.ascontiguousarray(x, dtype=np.float32)
-            scale, offset = np.ones(c, np.float32), np.zeros(c, np.float32)
-        else:
-            x = np.ascontiguousarray(x)
+        low, span = (np.zeros(c, np.float32), np.full(c, 255, np.float32)) if is_u8 else (
+            np.zeros(c, np.float32), np.ones(c, np.float32))
+        x = np.ascontiguousarray(x) if is_u8 else np.ascontiguousarray(x, dtype=np.float32)
         h, w = (1, spatial[0]) if self.ndim == 1 else spatial
         f = 2 ** self.levels
         out = np.empty((n, self.latent_channels, *(s // f for s in spatial)), dtype=np.int32)
-        _kernel().analyse(x, int(is_u8), n, c, h, w, self.levels, self.ndim,
-                          np.ascontiguousarray(scale, np.float32),
-                          np.ascontiguousarray(offset, np.float32), self.weight, self.bias,
-                          self.amplitude, self.max_symbol, out)
+        _kernel().analyse(x, int(is_u8), n, c, h, w, self.levels, self.ndim, low, span,
+                          self.weight, self.bias, self.amplitude, self.max_symbol, out)
         return out
