@@ -1,10 +1,15 @@
 #!/usr/bin/env python
 """Entropy stage of every preset: stream bytes vs lossless WebP of the same latents, and
-entropy-decoding speed (latent symbols per second), on held-out data.
+entropy coding speed (latent symbols per second), on held-out data.
 
-    python benchmarks/bench_entropy.py rgb-16x:data/images/val gray-16x:data/images/val \\
-        rgb-4x:data/images/val stereo-20x:data/audio/stereo/val stereo-5x:data/audio/stereo/val \\
+    python benchmarks/bench_entropy.py rgb-16x:data/images/unseen gray-16x:data/images/unseen \\
+        rgb-4x:data/images/unseen rgb-16x:data/images/val stereo-20x:data/audio/stereo/val \\
         --repeat 7 --out benchmarks/results/entropy.md
+
+Format 2 (the native rANS coder, what walloc-io writes) is measured beside format 1 (the
+constriction coder of walloc-io 0.1, still decoded for old streams): bytes, decode speed on
+whole items and on 256x256 crops (images; 16384-sample excerpts for audio) decoded as one
+batch, and encode speed (mode choice + coding, from integer latents).
 
 Each argument is ``CODEC:FOLDER``. Items are read as ``walloc eval`` reads them (photos
 converted to grey for 1-channel codecs, as Pillow does). The reference stores latents + 128
@@ -27,8 +32,9 @@ import torch
 from bench_codec import latents_as_webp
 from PIL import Image
 
-from walloc_io import load_codec
+from walloc_io import bitstream, load_codec
 from walloc_io.cli.evaluate import _items as eval_items
+from walloc_io.entropy import format1
 
 
 def webp_bytes(latents: np.ndarray) -> int:
@@ -44,23 +50,50 @@ def webp_bytes(latents: np.ndarray) -> int:
     return min(sizes)
 
 
+def _median_time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def _crops(data: np.ndarray, ndim: int) -> list[np.ndarray]:
+    """Non-overlapping 256x256 crops (images) or 16384-sample excerpts (audio)."""
+    if ndim == 2:
+        return [data[:, i:i + 256, j:j + 256] for i in range(0, data.shape[1] - 255, 256)
+                for j in range(0, data.shape[2] - 255, 256)]
+    return [data[:, i:i + 16384] for i in range(0, data.shape[1] - 16383, 16384)]
+
+
 def measure(spec: str, repeat: int) -> dict:
     name, folder = spec.split(":", 1)
     codec = load_codec(name, device="cpu")
-    ours = webp = symbols = 0
-    seconds = 0.0
-    for _, data, rate in eval_items(Path(folder), codec.config.modality, codec.config.channels):
+    cfg = codec.config
+    ours = old = webp = symbols = crop_symbols = 0
+    t_dec = t_old = t_enc = t_crops = 0.0
+    crops: list[bytes] = []
+    for _, data, rate in eval_items(Path(folder), cfg.modality, cfg.channels):
         blob = codec.encode(data, sample_rate=rate)
+        header, payload = bitstream.unpack(blob)
         latents = codec.decode_latents(blob)
-        times = []
-        for _ in range(repeat):
-            t = time.perf_counter()
-            codec.decode_latents(blob)
-            times.append(time.perf_counter() - t)
+        shape = latents.shape
+        v1 = format1.encode(latents, codec.tables)
+        t_dec += _median_time(lambda b=blob: codec.decode_latents(b), repeat)
+        t_old += _median_time(lambda p=v1: format1.decode(p, shape, codec.tables), max(1, repeat // 3))
+        t_enc += _median_time(lambda z=latents: codec.coder.encode(z), repeat)
         ours, webp, symbols = ours + len(blob), webp + webp_bytes(latents), symbols + latents.size
-        seconds += float(np.median(times))
-    return {"codec": name, "data": folder, "bytes": ours, "webp": webp, "ratio": ours / webp,
-            "msym_s": symbols / seconds / 1e6, "entropy_model": codec.config.entropy_model}
+        old += len(blob) - len(payload) + len(v1)
+        crops += codec.encode_batch(_crops(data, cfg.signal_ndim), sample_rate=rate)
+    if crops:
+        crop_symbols = sum(z.size for z in codec.decode_latents_batch(crops))
+        t_crops = _median_time(lambda: codec.decode_latents_batch(crops), repeat)
+    return {"codec": name, "data": folder, "bytes": ours, "format1": old, "webp": webp,
+            "ratio": ours / webp, "msym_s": symbols / t_dec / 1e6,
+            "crops_msym_s": crop_symbols / t_crops / 1e6 if crops else float("nan"),
+            "encode_msym_s": symbols / t_enc / 1e6, "format1_msym_s": symbols / t_old / 1e6,
+            "crops": len(crops), "entropy_model": cfg.entropy_model}
 
 
 def coder_floor(repeat: int, symbols: int = 1 << 18) -> float:
@@ -92,12 +125,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    lines = ["| preset | held-out data | model | stream bytes | latents as lossless WebP | ratio | "
-             "entropy decode M symbols/s |", "|---|---|---|---|---|---|---|"]
+    lines = ["| preset | held-out data | stream bytes (format 2) | format 1 bytes | "
+             "latents as lossless WebP | format 2 / WebP | decode M sym/s | decode M sym/s, "
+             "crops batched | encode M sym/s | format 1 decode M sym/s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for spec in args.specs:
         r = measure(spec, args.repeat)
-        lines.append(f"| {r['codec']} | {r['data']} | {r['entropy_model']} | {r['bytes']} | "
-                     f"{r['webp']} | {r['ratio']:.3f} | {r['msym_s']:.1f} |")
+        lines.append(f"| {r['codec']} | {r['data']} | {r['bytes']} | {r['format1']} | {r['webp']} | "
+                     f"{r['ratio']:.3f} | {r['msym_s']:.1f} | {r['crops_msym_s']:.1f} "
+                     f"({r['crops']}) | {r['encode_msym_s']:.1f} | {r['format1_msym_s']:.1f} |")
         print(lines[-1], flush=True)
     floor = coder_floor(args.repeat)
     lines += ["", f"constriction alone (one call, one 33-symbol table, same run): {floor:.1f} M "

@@ -35,6 +35,15 @@
 
 enum { OK = 0, E_WORDS = 1, E_RANGE = 2, E_LEFT = 3, E_STATE = 4, E_MEMORY = 5 };
 
+/* One symbol of one table, ready for the encoder: x / freq as a multiply (see enc_put). */
+typedef struct {
+    uint64_t rcp;
+    uint32_t start;
+    uint16_t freq_m1; /* freq - 1 (freq may be 2**16) */
+    uint8_t shift;
+    uint8_t pad;
+} EncSym;
+
 typedef struct {
     int channels, modes, contexts, ndim, max_symbol, core_stride, tail_stride, lut_stride;
     int order[1024];
@@ -43,6 +52,8 @@ typedef struct {
     uint16_t *bucket;   /* [C][M][K][BUCKETS] */
     int32_t *cost;      /* [C][M][K][core_stride]: encoder's mode choice only */
     int32_t *full_cost; /* [C][M][K][2 * max radius + 1]: cost of each residual, tail included */
+    EncSym *enc;        /* [C][M][K][core_stride] */
+    EncSym *tail_enc;   /* [C][M][tail_stride] */
     int full_stride;
     uint32_t *tail_cum; /* [C][M][tail_stride + 1] */
     uint16_t *tail_bucket;
@@ -51,7 +62,47 @@ typedef struct {
     int32_t lut_len[1024];
 } Tables;
 
+/* ---------------------------------------------------------------- scratch */
+
+/* Per-thread work buffers, reused across calls: a fresh malloc of a few MB per stream costs
+ * page faults comparable to the coding itself. Buffers above SCRATCH_KEEP are not kept. */
+#define SCRATCH_KEEP ((size_t)64 << 20)
+enum { S_OPS, S_WORDS, S_TOTAL, S_COLSUM, S_ZEROS, S_K, S_ALIGN, S_SLOTS };
+typedef struct { void *p; size_t cap; } Slot;
+static _Thread_local Slot slots[S_SLOTS];
+
+static void *scratch(int i, size_t bytes) {
+    Slot *s = &slots[i];
+    if (s->cap < bytes || !s->p) {
+        free(s->p);
+        s->p = malloc(bytes ? bytes : 1);
+        s->cap = s->p ? bytes : 0;
+    }
+    return s->p;
+}
+
+static void scratch_done(void) {
+    for (int i = 0; i < S_SLOTS; i++)
+        if (slots[i].cap > SCRATCH_KEEP) { free(slots[i].p); slots[i].p = NULL; slots[i].cap = 0; }
+}
+
 /* ---------------------------------------------------------------- tables */
+
+/* x / f for every x < 2**32 and f <= 2**16 as a multiply: rcp = ceil(2**(32 + l) / f) with
+ * l = ceil(log2 f) (Granlund & Montgomery); the rounding error stays below 1 / f, so the
+ * quotient is exact (checked exhaustively near every multiple in the tests' C helper). */
+static EncSym make_sym(uint32_t start, uint32_t f) {
+    EncSym e;
+    uint32_t l = 0;
+    while ((1u << l) < f) l++;
+    unsigned __int128 num = (unsigned __int128)1 << (32 + l);
+    e.rcp = (uint64_t)((num + f - 1) / f);
+    e.shift = (uint8_t)(32 + l);
+    e.start = start;
+    e.freq_m1 = (uint16_t)(f - 1);
+    e.pad = 0;
+    return e;
+}
 
 static void build_bucket(const uint32_t *cum, int size, uint16_t *bucket) {
     int s = 0;
@@ -65,7 +116,7 @@ static void build_bucket(const uint32_t *cum, int size, uint16_t *bucket) {
 static void tables_free(PyObject *capsule) {
     Tables *t = (Tables *)PyCapsule_GetPointer(capsule, "walloc_io.rans.Tables");
     if (!t) return;
-    free(t->cum); free(t->bucket); free(t->cost); free(t->full_cost);
+    free(t->cum); free(t->bucket); free(t->cost); free(t->full_cost); free(t->enc); free(t->tail_enc);
     free(t->tail_cum); free(t->tail_bucket); free(t->tail_cost); free(t->lut);
     free(t);
 }
@@ -183,6 +234,21 @@ static PyObject *make_tables(PyObject *self, PyObject *args) {
         build_bucket(cum, size ? size : 1,
                      is_tail ? t->tail_bucket + (i - nt) * BUCKETS : t->bucket + i * BUCKETS);
     }
+    t->enc = malloc(nt * S * sizeof(EncSym));
+    t->tail_enc = malloc(nc * T * sizeof(EncSym));
+    if (!t->enc || !t->tail_enc) { PyErr_NoMemory(); goto fail; }
+    for (size_t i = 0; i < nt; i++)
+        for (int sy = 0; sy < S; sy++) {
+            const uint32_t *cum = t->cum + i * (S + 1);
+            uint32_t f = cum[sy + 1] - cum[sy];
+            t->enc[i * S + sy] = make_sym(cum[sy], f ? f : 1);
+        }
+    for (size_t i = 0; i < nc; i++)
+        for (int sy = 0; sy < T; sy++) {
+            const uint32_t *cum = t->tail_cum + i * (T + 1);
+            uint32_t f = cum[sy + 1] - cum[sy];
+            t->tail_enc[i * T + sy] = make_sym(cum[sy], f ? f : 1);
+        }
     result = PyCapsule_New(t, "walloc_io.rans.Tables", tables_free);
     if (result) t = NULL;
 fail:
@@ -390,35 +456,27 @@ static PyObject *decode_many(PyObject *self, PyObject *args) {
     for (; got < nb; got++)
         if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(fast, got), &bufs[got], PyBUF_SIMPLE) < 0)
             goto done;
-    int32_t *total = malloc(4 * n);
-    int32_t *colsum = malloc(4 * ((size_t)w + 2));
-    int32_t *zeros = calloc((size_t)w + 1, 4);
-    uint8_t *k = malloc(n);
-    if (!total || !colsum || !k || !zeros) {
-        free(total); free(colsum); free(k); free(zeros); PyErr_NoMemory(); goto done;
-    }
-    uint16_t *scratch = NULL;
-    size_t scratch_len = 0;
+    int32_t *total = scratch(S_TOTAL, 4 * n);
+    int32_t *colsum = scratch(S_COLSUM, 4 * ((size_t)w + 2));
+    int32_t *zeros = scratch(S_ZEROS, 4 * ((size_t)w + 1));
+    uint8_t *k = scratch(S_K, n);
+    if (!total || !colsum || !k || !zeros) { PyErr_NoMemory(); goto done; }
+    memset(zeros, 0, 4 * ((size_t)w + 1));
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t b = 0; b < nb; b++) {
         const uint8_t *src = bufs[b].buf;
         size_t len = (size_t)bufs[b].len;
         if ((uintptr_t)src & 1) { /* words are read as uint16: align odd buffers */
-            if (len > scratch_len) {
-                free(scratch);
-                scratch = malloc(len + 2);
-                scratch_len = scratch ? len : 0;
-            }
-            if (!scratch) { rc[b] = E_MEMORY; continue; }
-            memcpy(scratch, src, len);
-            src = (const uint8_t *)scratch;
+            uint8_t *aligned = scratch(S_ALIGN, len + 2);
+            if (!aligned) { rc[b] = E_MEMORY; continue; }
+            memcpy(aligned, src, len);
+            src = aligned;
         }
         rc[b] = decode_stream(t, src, len, h, w, (int32_t *)out.buf + b * per, total, k, colsum,
                               zeros);
     }
+    scratch_done();
     Py_END_ALLOW_THREADS
-    free(scratch);
-    free(total); free(colsum); free(k); free(zeros);
     codes = PyList_New(nb);
     if (!codes) goto done;
     for (Py_ssize_t b = 0; b < nb; b++) PyList_SET_ITEM(codes, b, PyLong_FromLong(rc[b]));
@@ -432,31 +490,16 @@ done:
 
 /* ---------------------------------------------------------------- encoder */
 
-typedef struct { uint32_t start, freq; } Op;
-
-/* x / f for every x < 2**32 and f <= 2**16 as a multiply: rcp[f] = ceil(2**(32 + l) / f) with
- * l = ceil(log2 f) (Granlund & Montgomery); the rounding error stays below 1 / f, so the
- * quotient is exact. Built once at import. */
-static uint64_t rcp_mul[TOTAL + 1];
-static uint8_t rcp_shift[TOTAL + 1];
-
-static void build_reciprocals(void) {
-    for (uint32_t f = 1; f <= TOTAL; f++) {
-        uint32_t l = 0;
-        while ((1u << l) < f) l++;
-        unsigned __int128 num = (unsigned __int128)1 << (32 + l);
-        rcp_mul[f] = (uint64_t)((num + f - 1) / f);
-        rcp_shift[f] = (uint8_t)(32 + l);
-    }
-}
+typedef const EncSym *Op;
 
 ALWAYS_INLINE uint32_t enc_put(uint32_t x, Op o, uint16_t **ptr) {
-    if ((uint64_t)x >= ((uint64_t)o.freq << 16)) {
+    const uint32_t freq = (uint32_t)o->freq_m1 + 1;
+    if ((uint64_t)x >= ((uint64_t)freq << 16)) {
         *--*ptr = (uint16_t)(x & 0xffff);
         x >>= 16;
     }
-    uint32_t q = (uint32_t)(((unsigned __int128)x * rcp_mul[o.freq]) >> rcp_shift[o.freq]);
-    return x + q * (TOTAL - o.freq) + o.start;
+    uint32_t q = (uint32_t)(((unsigned __int128)x * o->rcp) >> o->shift);
+    return x + q * (TOTAL - freq) + o->start;
 }
 
 /* Bits of channel x under each of the M modes (fixed point), in one pass. */
@@ -494,8 +537,8 @@ static void mode_costs(const Tables *t, int c, const int32_t *x, const uint8_t *
     bits[0] = b0; bits[1] = b1; bits[2] = b2; bits[3] = b3;
 }
 
-ALWAYS_INLINE Op *emit_channel(const Tables *t, const int mode, const uint32_t *cum,
-                               const uint32_t *tcum, const int32_t *x, const uint8_t *k,
+ALWAYS_INLINE Op *emit_channel(const Tables *t, const int mode, const EncSym *cum,
+                               const EncSym *tcum, const int32_t *x, const uint8_t *k,
                                int32_t *total, const int32_t *zeros, int h, int w, Op *ops) {
     const int S = t->core_stride, e = t->esc[mode], r = t->radius[mode];
     for (int i = 0; i < h; i++) {
@@ -505,14 +548,14 @@ ALWAYS_INLINE Op *emit_channel(const Tables *t, const int mode, const uint32_t *
         int32_t left = 0, ul = 0;
         for (int j = 0; j < w; j++) {
             const int32_t u = up[j], v = xi[j] - predicted(mode, left, u, ul);
-            const uint32_t *row = cum + (size_t)ki[j] * (S + 1);
+            const EncSym *row = cum + (size_t)ki[j] * S;
             int32_t sym, tail = -1;
             if (e == r) sym = v + r;
             else if (v > e) { sym = 2 * e + 2; tail = v - e - 1; }
             else if (v < -e) { sym = 0; tail = -v - e - 1; }
             else sym = v + e + 1;
-            *ops++ = (Op){row[sym], row[sym + 1] - row[sym]};
-            if (tail >= 0) *ops++ = (Op){tcum[tail], tcum[tail + 1] - tcum[tail]};
+            *ops++ = row + sym;
+            if (tail >= 0) *ops++ = tcum + tail;
             ti[j] += v < 0 ? -v : v;
             ul = u;
             left = xi[j];
@@ -526,17 +569,21 @@ static int encode_stream(const Tables *t, const int32_t *latents, int h, int w, 
     const int C = t->channels, M = t->modes, K = t->contexts, S = t->core_stride, T = t->tail_stride;
     const size_t n = (size_t)h * w;
     const size_t cap = 2 * n * C + C + 8;
-    Op *ops = malloc(cap * sizeof(Op));
-    int32_t *total = calloc(n, 4);
-    int32_t *colsum = malloc(4 * ((size_t)w + 2));
-    int32_t *zeros = calloc((size_t)w + 1, 4);
-    uint8_t *k = malloc(n);
-    uint16_t *buf = malloc(2 * (cap + 8));
+    Op *ops = scratch(S_OPS, cap * sizeof(Op));
+    int32_t *total = scratch(S_TOTAL, 4 * n);
+    int32_t *colsum = scratch(S_COLSUM, 4 * ((size_t)w + 2));
+    int32_t *zeros = scratch(S_ZEROS, 4 * ((size_t)w + 1));
+    uint8_t *k = scratch(S_K, n);
+    uint16_t *buf = scratch(S_WORDS, 2 * (cap + 8));
     int status = OK;
     if (!ops || !total || !colsum || !zeros || !k || !buf) { status = E_MEMORY; goto done; }
+    memset(total, 0, 4 * n);
+    memset(zeros, 0, 4 * ((size_t)w + 1));
     for (size_t p = 0; p < n * C; p++)
         if (latents[p] > t->max_symbol || latents[p] < -t->max_symbol) { status = E_RANGE; goto done; }
     Op *op = ops + (M > 1 ? C : 0); /* the mode symbols come first, filled in per channel */
+    EncSym uniform[MAX_MODES];
+    for (int m = 0; m < M; m++) uniform[m] = make_sym((TOTAL / M) * m, TOTAL / M);
     for (int ci = 0; ci < C; ci++) {
         const int c = t->order[ci];
         const int32_t *x = latents + (size_t)c * n;
@@ -547,10 +594,10 @@ static int encode_stream(const Tables *t, const int32_t *latents, int h, int w, 
             mode_costs(t, c, x, k, zeros, h, w, bits);
             for (int mm = 1; mm < M; mm++)
                 if (bits[mm] < bits[m]) m = mm; /* ties: the lower mode */
-            ops[ci] = (Op){(uint32_t)(TOTAL / M) * m, TOTAL / M};
+            ops[ci] = uniform + m;
         }
-        const uint32_t *cum = t->cum + ((size_t)c * M + m) * K * (S + 1);
-        const uint32_t *tcum = t->tail_cum + ((size_t)c * M + m) * (T + 1);
+        const EncSym *cum = t->enc + ((size_t)c * M + m) * K * S;
+        const EncSym *tcum = t->tail_enc + ((size_t)c * M + m) * T;
         switch (m) {
         case 0: op = emit_channel(t, 0, cum, tcum, x, k, total, zeros, h, w, op); break;
         case 1: op = emit_channel(t, 1, cum, tcum, x, k, total, zeros, h, w, op); break;
@@ -576,11 +623,8 @@ static int encode_stream(const Tables *t, const int32_t *latents, int h, int w, 
         *--ptr = (uint16_t)(x[s] & 0xffff);
     }
     *nwords = (size_t)(buf + cap + 8 - ptr);
-    memmove(buf, ptr, 2 * *nwords);
-    *words = buf;
-    buf = NULL;
+    *words = ptr; /* inside the thread's scratch: copy before the next call */
 done:
-    free(ops); free(total); free(colsum); free(zeros); free(k); free(buf);
     return status;
 }
 
@@ -606,7 +650,7 @@ static PyObject *encode(PyObject *self, PyObject *args) {
     if (status == E_MEMORY) PyErr_NoMemory();
     else if (status) PyErr_SetString(PyExc_ValueError, "latents out of the tables' range");
     else result = PyBytes_FromStringAndSize((const char *)words, 2 * (Py_ssize_t)nwords);
-    free(words);
+    scratch_done();
 done:
     PyBuffer_Release(&lat);
     return result;
@@ -629,7 +673,4 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_rans", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__rans(void) {
-    build_reciprocals();
-    return PyModule_Create(&module);
-}
+PyMODINIT_FUNC PyInit__rans(void) { return PyModule_Create(&module); }

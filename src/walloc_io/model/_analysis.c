@@ -102,6 +102,28 @@ static void packet_columns(float *plane, int H, int W, int levels, float **order
     memcpy(order, work, sizeof(float *) * H); /* the same permutation for every strip */
 }
 
+/* Per-thread work buffers reused across calls (fresh multi-MB mallocs cost page faults on
+ * the order of the transform itself); buffers above SCRATCH_KEEP are released after a call. */
+#define SCRATCH_KEEP ((size_t)256 << 20)
+enum { S_DATA, S_S, S_D, S_ORDER, S_TMP, S_WORK, S_X, S_ACC, S_SLOTS };
+typedef struct { void *p; size_t cap; } Slot;
+static _Thread_local Slot slots[S_SLOTS];
+
+static void *scratch(int i, size_t bytes) {
+    Slot *s = &slots[i];
+    if (s->cap < bytes || !s->p) {
+        free(s->p);
+        s->p = malloc(bytes ? bytes : 1);
+        s->cap = s->p ? bytes : 0;
+    }
+    return s->p;
+}
+
+static void scratch_done(void) {
+    for (int i = 0; i < S_SLOTS; i++)
+        if (slots[i].cap > SCRATCH_KEEP) { free(slots[i].p); slots[i].p = NULL; slots[i].cap = 0; }
+}
+
 typedef float vec __attribute__((vector_size(64))); /* 16 floats: 1 AVX-512, 2 AVX2 registers */
 #define VW 16
 #define OB 4 /* outputs per register block */
@@ -173,12 +195,13 @@ static int analyse_one(const Spec *sp, const void *input, int is_u8, const float
     const int h = H / fh, w = W / fw, P = C * fh * fw;
     const int wpad = (w + VW - 1) / VW * VW;
     const size_t plane = (size_t)H * W;
-    float *data = malloc(sizeof(float) * (plane * C + VW)); /* slack: the last vector load */
-    float *s = malloc(sizeof(float) * (W / 2 + 2)), *d = malloc(sizeof(float) * (W / 2 + 2));
-    float **order = malloc(sizeof(float *) * (size_t)H * C);
-    float **tmp = malloc(sizeof(float *) * (size_t)H), **work = malloc(sizeof(float *) * (size_t)H);
-    const float **x = malloc(sizeof(float *) * (size_t)P);
-    float *acc = malloc(sizeof(float) * (size_t)sp->LB * OB * wpad);
+    float *data = scratch(S_DATA, sizeof(float) * (plane * C + VW)); /* slack: last vector load */
+    float *s = scratch(S_S, sizeof(float) * (W / 2 + 2)), *d = scratch(S_D, sizeof(float) * (W / 2 + 2));
+    float **order = scratch(S_ORDER, sizeof(float *) * (size_t)H * C);
+    float **tmp = scratch(S_TMP, sizeof(float *) * (size_t)H);
+    float **work = scratch(S_WORK, sizeof(float *) * (size_t)H);
+    const float **x = scratch(S_X, sizeof(float *) * (size_t)P);
+    float *acc = scratch(S_ACC, sizeof(float) * (size_t)sp->LB * OB * wpad);
     int rc = -1;
     if (!data || !s || !d || !order || !tmp || !work || !x || !acc) goto done;
     memset(data + plane * C, 0, sizeof(float) * VW);
@@ -207,7 +230,6 @@ static int analyse_one(const Spec *sp, const void *input, int is_u8, const float
     }
     rc = 0;
 done:
-    free(data); free(s); free(d); free(order); free(tmp); free(work); free(x); free(acc);
     return rc;
 }
 
@@ -255,6 +277,7 @@ static PyObject *analyse(PyObject *self, PyObject *args) {
         rc = analyse_one(&sp, (const uint8_t *)x.buf + (size_t)n * C * plane * (is_u8 ? 1 : 4),
                          is_u8, scale.buf, offset.buf,
                          (int32_t *)out.buf + (size_t)n * L * plane / (fh * fw));
+    scratch_done();
     Py_END_ALLOW_THREADS
     free(wt); free(bs);
     if (rc) PyErr_NoMemory();
