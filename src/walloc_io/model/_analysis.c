@@ -36,7 +36,7 @@ static const float LA = -1.586134342059924f, LB = -0.052980118572961f,
 
 /* One lifting level along a contiguous segment x[0..n): lows to x[0..n/2), highs after.
  * s and d carry one halo sample each (s[h] = s[0], d[-1] = d[h-1]) so every step is one
- * branch-free loop. */
+ * branch-free, vectorisable loop. */
 CLONES static void lift_segment(float *restrict x, int n, float *restrict s, float *restrict dd) {
     const int h = n / 2;
     float *restrict d = dd + 1;
@@ -72,16 +72,31 @@ CLONES static void axpy2(float *restrict y, const float *restrict p, const float
     }
 }
 
+/* Predict/update pair of one level along the first axis, rows as vectors over a strip:
+ *     d[k] += a (s[k] + s[k+1]);  s[k] += b (d[k-1] + d[k])     (row indices modulo h),
+ * in one pass over k: d[h-1] is predicted first (from the original s[0]); then step k
+ * predicts d[k] (s[k+1] is still original) and updates s[k] with d[k-1] and d[k]. */
+static void lift_rows_pair(float **s, float **d, int h, int c0, int w, float a, float b) {
+    axpy2(d[h - 1] + c0, s[h - 1] + c0, s[0] + c0, a, w);
+    for (int k = 0; k < h; k++) {
+        if (k < h - 1) axpy2(d[k] + c0, s[k] + c0, s[k + 1] + c0, a, w);
+        axpy2(s[k] + c0, d[(k + h - 1) % h] + c0, d[k] + c0, b, w);
+    }
+}
+
 /* One lifting level along the first axis for the rows rows[0..n) of one band, on columns
  * [c0, c0 + w); then the band's row pointers are reordered: lows first, then highs. */
 static void lift_rows(float **rows, int n, int c0, int w, float **tmp) {
     const int h = n / 2;
     float **s = tmp, **d = tmp + h; /* s[k] = row 2k, d[k] = row 2k + 1 */
     for (int k = 0; k < h; k++) { s[k] = rows[2 * k]; d[k] = rows[2 * k + 1]; }
-    for (int k = 0; k < h; k++) axpy2(d[k] + c0, s[k] + c0, s[(k + 1) % h] + c0, LA, w);
-    for (int k = 0; k < h; k++) axpy2(s[k] + c0, d[(k + h - 1) % h] + c0, d[k] + c0, LB, w);
-    for (int k = 0; k < h; k++) axpy2(d[k] + c0, s[k] + c0, s[(k + 1) % h] + c0, LG, w);
-    for (int k = 0; k < h; k++) axpy2(s[k] + c0, d[(k + h - 1) % h] + c0, d[k] + c0, LD, w);
+    if (h == 1) { /* two rows: every neighbour is the row itself */
+        axpy2(d[0] + c0, s[0] + c0, s[0] + c0, LA, w); axpy2(s[0] + c0, d[0] + c0, d[0] + c0, LB, w);
+        axpy2(d[0] + c0, s[0] + c0, s[0] + c0, LG, w); axpy2(s[0] + c0, d[0] + c0, d[0] + c0, LD, w);
+        return;
+    }
+    lift_rows_pair(s, d, h, c0, w, LA, LB);
+    lift_rows_pair(s, d, h, c0, w, LG, LD);
 }
 
 /* The packet tree along the first axis: returns the row order in `order` (band-major). */
