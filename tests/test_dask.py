@@ -41,10 +41,12 @@ def test_latent_view_matches_encoder_without_running_the_decoder(photos, codec, 
         raise AssertionError("the decoder network ran")
 
     monkeypatch.setattr(type(codec), "synthesise", boom)
-    lat = walloc_io.open_latents(path)
+    lat = walloc_io.open_latents(path, chunks_per_task=1)  # one Dask block per Zarr chunk
     assert isinstance(lat, da.Array)
     assert lat.shape == (6, 12, 13, 16) and lat.dtype == np.int32
     assert lat.chunks == ((2, 2, 2), (12,), (8, 5), (8, 8))
+    grouped = walloc_io.open_latents(path)  # default: 8 chunks along axis 0 per task
+    assert grouped.chunks == ((6,), (12,), (8, 5), (8, 8))
     got = lat.compute(scheduler="threads")
     for i, (r, c) in enumerate([(0, 0), (0, 64)]):
         ref = codec.decode_latents(codec.encode(x[i, :, r:r + 64, c:c + 64]))
@@ -64,7 +66,7 @@ def test_latent_view_of_a_channel_last_array_keeps_channels_last(tmp_path, codec
                             serializer={"name": "walloc", "configuration": {
                                 "preset": "rgb-16x", "channel_last": True}})
     arr[:] = hwc
-    lat = walloc_io.open_latents(path)
+    lat = walloc_io.open_latents(path, chunks_per_task=1)
     assert lat.shape == (2, 16, 16, 12) and lat.chunks == ((1, 1), (8, 8), (16,), (12,))
     got = lat.compute()
     assert got.shape == lat.shape

@@ -114,6 +114,9 @@ def test_batching_different_sizes_is_a_clear_error(codec):
     with pytest.raises(walloc_io.InputError, match="different shapes"):
         walloc_io.collate([handler(".wlc", a), handler(".wlc", b)])
     assert handler(".jpg", a) is None  # other extensions are left to other handlers
+    seg = walloc_io.wds_decoder(to="latents", extensions=("seg.wlc",))
+    assert seg("seg.wlc", a).shape == (12, 8, 8) and seg("wlc", a) is None  # webdataset's suffix rule
+    assert walloc_io.wds_decoder(to="latents")("x.seg.wlc", a).shape == (12, 8, 8)
     from typing import NamedTuple
 
     class Item(NamedTuple):

@@ -124,7 +124,12 @@ class Codec:
     # -- decoding ---------------------------------------------------------------------------
     def read(self, blob: bytes) -> tuple[Header, np.ndarray]:
         """Verify a stream against this codec and entropy-decode it (no network)."""
-        return self.read_many([blob])[0]
+        header, payload = bitstream.unpack(blob)
+        self._check(header)
+        shape = (header.latent_channels, *header.latent_shape)
+        if header.version == 1:
+            return header, format1.decode(payload, shape, self.tables)
+        return header, self.coder.decode(payload, shape)
 
     def read_many(self, blobs: Sequence[bytes]) -> list[tuple[Header, np.ndarray]]:
         """:meth:`read` for many streams: same-shape streams of format 2 are entropy-decoded

@@ -141,7 +141,7 @@ def item_latents(stored, lead: tuple[int, ...], deferred: bool = False):
     within = tuple(i % c for i, c in zip(lead, stored.chunks))
     grid = stored.grid[len(lead):]
     coords = [chunk_lead + rest for rest in itertools.product(*(range(g) for g in grid))]
-    records = [stored.record(c) or stored.fill_record for c in coords]
+    records = [r or stored.fill_record for r in stored.records(coords)]
     if deferred:
         if len(records) > 1:
             raise InputError(f"to='deferred' needs each item in one chunk; this array's items span "

@@ -54,10 +54,15 @@ class WlcDecoder:
     def __repr__(self) -> str:
         return f"WlcDecoder(codec={self.codec!r}, to={self.to!r}, output={self.output!r})"
 
+    def matches(self, key: str) -> bool:
+        """webdataset's rule: the member's extension is one of ours or ends in ``.ours``
+        (``extensions=("seg.wlc",)`` matches ``KEY.seg.wlc`` and not ``KEY.wlc``)."""
+        key = key.lower()
+        return any(key == e or key.endswith("." + e) for e in self.extensions)
+
     def __call__(self, key: str, data: bytes):
-        if key.rsplit(".", 1)[-1].lower() not in self.extensions:
+        if not self.matches(key):
             return None
-        data = bytes(data)
         codec = self._codec(data)
         if self.to == "signal":
             value = codec.decode(data)
@@ -78,14 +83,17 @@ class WlcDecoder:
         return {**self.__dict__, "_loaded": {}}
 
     def _codec(self, data: bytes):
+        from ..bitstream import peek_fingerprint
+
+        loaded = self._loaded
+        fingerprint = peek_fingerprint(data)  # codec.read verifies the whole stream
+        if fingerprint in loaded:
+            return loaded[fingerprint]
+        from ..bitstream import read_header
         from ..codec import Codec, load_codec
 
         if isinstance(self.codec, Codec):
             return self.codec
-        from ..bitstream import peek_fingerprint, read_header
-
-        loaded = self._loaded
-        fingerprint = peek_fingerprint(data)  # codec.read verifies the whole stream
         if fingerprint not in loaded:
             fingerprint = read_header(data).fingerprint  # magic, fields and checksum verified
             name = self.codec if self.codec is not None else preset_for(fingerprint)
