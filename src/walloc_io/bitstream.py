@@ -28,6 +28,7 @@ additionally requires that every byte was consumed.
 from __future__ import annotations
 
 import math
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -43,7 +44,13 @@ MODALITIES = ("image", "audio")
 ENTROPY_MODELS = ("histogram", "predictive")
 DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
 NORM_RANGE, NORM_AFFINE = 0, 1
-MAX_ELEMENTS = 1 << 34  # refuse absurd shapes from forged headers before allocating
+# Like Pillow's MAX_IMAGE_PIXELS: streams (and chunk records) declaring more signal values
+# than this are refused before anything is allocated. 2**28 values is e.g. 3 x 9459 x 9459
+# or 8 stereo hours at 48 kHz. Raise it with ``walloc_io.bitstream.MAX_ELEMENTS = n`` or
+# the environment variable WALLOC_MAX_ELEMENTS.
+MAX_ELEMENTS = int(os.environ.get("WALLOC_MAX_ELEMENTS", 1 << 28))
+DTYPE_RANGES = {"uint16": (0.0, 65535.0), "int16": (-32768.0, 32767.0),
+                "float32": (-3.4028234663852886e38, 3.4028234663852886e38)}
 
 _FIXED = struct.Struct("<4sBBBB16sHI")
 
@@ -201,7 +208,26 @@ def _check_fields(h: Header) -> None:
         raise BitstreamError("stream declares zero channels")
     if min(h.shape) < 1 or min(h.latent_shape) < 1:
         raise BitstreamError(f"stream declares an empty signal {h.shape} / latents {h.latent_shape}")
-    if h.channels * math.prod(h.shape) > MAX_ELEMENTS:  # Python ints: no overflow
-        raise BitstreamError(f"stream declares an implausibly large signal {h.array_shape}")
-    if h.normalisation is not None and not np.all(np.isfinite(h.normalisation)):
+    elements = h.channels * math.prod(h.shape)  # Python ints: no overflow
+    if elements > MAX_ELEMENTS:
+        raise BitstreamError(f"stream declares {elements} signal values {h.array_shape}, more than "
+                             f"walloc_io.bitstream.MAX_ELEMENTS = {MAX_ELEMENTS} (raise it, or set "
+                             "WALLOC_MAX_ELEMENTS, to decode larger signals)")
+    if any(p >= n + p or p > 1 << 12 for n, p in zip(h.shape, h.padding)):
+        raise BitstreamError(f"stream padding {h.padding} is implausible for shape {h.shape}")
+    if h.normalisation is not None:
+        _check_normalisation(h.normalisation, h.dtype)
+
+
+def _check_normalisation(norm: np.ndarray, dtype: str) -> None:
+    """Offsets and spans must be finite, spans >= 0, and every restored value representable
+    in the stream's dtype (a forged header must not decode to Inf or wrap around)."""
+    if not np.all(np.isfinite(norm)):
         raise BitstreamError("stream normalisation is not finite")
+    low, span = norm[:, 0], norm[:, 1]
+    if np.any(span < 0):
+        raise BitstreamError("stream normalisation has a negative span")
+    lo, hi = DTYPE_RANGES.get(dtype, (-np.inf, np.inf))
+    top = low + span
+    if np.any(low < lo) or np.any(top > hi) or not np.all(np.isfinite(top)):
+        raise BitstreamError(f"stream normalisation {norm.tolist()} leaves the range of {dtype}")

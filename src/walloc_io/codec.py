@@ -24,15 +24,40 @@ from .signal import Prepared, prepare, restore, unit_uint8
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
-    """``None``/``"auto"``: CUDA when present, else CPU. ``"cuda"`` without CUDA falls back."""
+    """``None``/``"auto"``: CUDA when present, else CPU. ``"cuda"`` without CUDA falls back.
+
+    Anything but ``None``, ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or such a
+    :class:`torch.device` is an :class:`InputError`.
+    """
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda"):
+        raise InputError(f"device must be None, 'auto', 'cpu', 'cuda' or 'cuda:N', "
+                         f"got {device!r}")
+    device = parsed
     if device.type == "cuda" and not torch.cuda.is_available():
         warnings.warn("CUDA requested but not available; using the CPU", RuntimeWarning,
                       stacklevel=3)
         return torch.device("cpu")
     return device
+
+
+def check_sample_rate(rate) -> int:
+    """``sample_rate`` as the header stores it: a whole number of Hz in ``0 .. 2**32 - 1``
+    (0: not applicable), or an :class:`InputError`."""
+    if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, np.integer, float,
+                                                                    np.floating)):
+        raise InputError(f"sample_rate must be a whole number of Hz (0 .. 2**32 - 1), "
+                         f"got {type(rate).__name__} {rate!r}")
+    if isinstance(rate, (float, np.floating)) and not float(rate).is_integer():
+        raise InputError(f"sample_rate must be a whole number of Hz, got {rate!r}")
+    if not 0 <= rate < 2 ** 32:
+        raise InputError(f"sample_rate must be in 0 .. 2**32 - 1 Hz, got {rate!r}")
+    return int(rate)
 
 
 class Codec:
@@ -91,6 +116,7 @@ class Codec:
 
     def encode_batch(self, xs: Sequence, *, sample_rate: int = 0) -> list[bytes]:
         """Many signals -> streams; same-size signals share one tensor call."""
+        sample_rate = check_sample_rate(sample_rate)
         cfg = self.config
         native = self.device.type == "cpu"
         prepared = [prepare(x, cfg.channels, cfg.signal_ndim, 2 ** cfg.levels, raw_uint8=native)
@@ -128,8 +154,17 @@ class Codec:
         self._check(header)
         shape = (header.latent_channels, *header.latent_shape)
         if header.version == 1:
-            return header, format1.decode(payload, shape, self.tables)
+            return header, self._format1(payload, shape)
         return header, self.coder.decode(payload, shape)
+
+    def _format1(self, payload: bytes, shape: tuple[int, ...]) -> np.ndarray:
+        """A format-1 payload through constriction, refused first when it is too short for
+        its latents (constriction rescales the tables: half the floor, to be safe)."""
+        symbols = int(np.prod(shape))
+        if not payload or symbols > 2 * self.coder.capacity(len(payload)):
+            raise BitstreamError(f"format-1 payload of {len(payload)} bytes cannot hold {symbols} "
+                                 "latent symbols: truncated or forged stream")
+        return format1.decode(payload, shape, self.tables)
 
     def read_many(self, blobs: Sequence[bytes]) -> list[tuple[Header, np.ndarray]]:
         """:meth:`read` for many streams: same-shape streams of format 2 are entropy-decoded
@@ -143,7 +178,7 @@ class Codec:
         for (version, shape), index in groups.items():
             payloads = [parsed[i][1] for i in index]
             if version == 1:
-                latents = [format1.decode(p, shape, self.tables) for p in payloads]
+                latents = [self._format1(p, shape) for p in payloads]
             else:
                 latents = list(self.coder.decode_many(payloads, shape))
             for i, z in zip(index, latents):

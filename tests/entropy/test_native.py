@@ -107,7 +107,7 @@ def test_corrupt_payloads_raise_and_never_crash():
     coder = LatentCoder(fit_tables([x, random_walk((3, 8, 12), seed=7)], 127, predictive=True))
     words = coder.encode(x)
     for bad in (b"", words[:1], words[:-1], words[:-2], words + b"\0\0", words[:6]):
-        with pytest.raises(BitstreamError, match="corrupt"):
+        with pytest.raises(BitstreamError, match="corrupt|cannot hold"):
             coder.decode(bad, x.shape)
     rng = np.random.default_rng(0)
     outcomes = set()
@@ -123,6 +123,19 @@ def test_corrupt_payloads_raise_and_never_crash():
     assert "error" in outcomes
     with pytest.raises(BitstreamError, match="latent channels"):
         coder.decode(words, (4, 8, 12))
+
+
+def test_payloads_too_short_for_their_shape_are_refused_before_decoding():
+    """Work is bounded by the payload: every symbol costs >= the tables' floor."""
+    x = random_walk((3, 8, 12), seed=10)
+    coder = LatentCoder(fit_tables([x], 127, predictive=True))
+    words = coder.encode(x)
+    huge = (3, 4096, 4096)
+    assert coder.capacity(len(words)) < 3 * 4096 * 4096
+    with pytest.raises(BitstreamError, match="cannot hold"):
+        coder.decode(words, huge)
+    _, codes = coder.try_decode_many([words, words], huge)
+    assert codes == [100, 100]
 
 
 def test_out_of_range_latents_are_refused():

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from ..errors import WallocError
+from .args import Parser, device, positive_int
 
 
 def _encode(args: argparse.Namespace) -> None:
@@ -196,20 +197,20 @@ def _rate(blob: bytes, shape: tuple[int, ...]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="walloc", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="walloc", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     enc = sub.add_parser("encode", help="compress an image (PNG/JPEG/TIFF/NPY) or audio (WAV/FLAC)")
     enc.add_argument("input")
     enc.add_argument("output", help="the .wlc stream to write")
     enc.add_argument("--codec", default="rgb-16x", help="preset name or codec directory")
-    enc.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    enc.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:N or auto")
     enc.set_defaults(run=_encode)
     dec = sub.add_parser("decode", help="decompress a .wlc stream to the format of OUTPUT")
     dec.add_argument("input")
     dec.add_argument("output", help=".png/.tif/.npy for images, .wav/.flac/.npy for audio")
     dec.add_argument("--codec", help="preset name or codec directory (default: the preset "
                      "whose fingerprint the stream carries)")
-    dec.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    dec.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:N or auto")
     dec.set_defaults(run=_decode)
     info = sub.add_parser("info", help="print a stream's header (no model needed)")
     info.add_argument("input")
@@ -217,12 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(run=_info)
     demo = sub.add_parser("demo", help="compress the bundled samples (images or audio) and report")
     demo.add_argument("--codec", default="rgb-16x", help="preset name or codec directory")
-    demo.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    demo.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:N or auto")
     demo.set_defaults(run=_demo)
     store = sub.add_parser("demo-store", help="the main job: convert the bundled samples to a "
                            "WaLLoC Zarr store and read them back as signals and latents")
     store.add_argument("--codec", default="rgb-16x", help="preset name or codec directory")
-    store.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
+    store.add_argument("--workers", type=positive_int, default=2, help="LocalCluster worker processes")
     store.add_argument("--store", help="keep the store here (default: a temporary directory)")
     store.add_argument("--steps", type=int, default=6, help="training steps on the streamed shards")
     store.set_defaults(run=_demo_store)
@@ -236,9 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .convert import NothingConverted
+
     try:
         args.run(args)
     except (WallocError, OSError) as exc:
         print(f"walloc {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except NothingConverted as exc:
+        print(f"walloc {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     return 0

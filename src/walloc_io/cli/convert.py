@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 
+from .args import positive_int
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("convert", help="convert images/audio/tar shards/Zarr/HDF5/NetCDF into a "
@@ -23,9 +25,9 @@ def add_parser(sub) -> None:
     p.add_argument("--format", dest="fmt", choices=("zarr", "webdataset"), default="zarr",
                    help="a Zarr store, or tar shards with .wlc members (other members copied)")
     p.add_argument("--zarr-format", type=int, choices=(2, 3), default=3)
-    p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
+    p.add_argument("--workers", type=positive_int, default=2, help="LocalCluster worker processes")
     p.add_argument("--scheduler", help="address of an existing dask.distributed scheduler")
-    p.add_argument("--items-per-task", type=int, default=16,
+    p.add_argument("--items-per-task", type=positive_int, default=16,
                    help="array sources: rows per task; --format webdataset: items per shard")
     p.add_argument("--tile", type=int, default=1024, help="chunk size along each signal axis")
     p.add_argument("--verify", type=int, default=8, help="decode this many items for the summary")
@@ -54,3 +56,10 @@ def run(args) -> None:
         print(f"skipped {name}: {reason}", file=sys.stderr)
     print(f"wrote {args.dst}")
     print("\n".join(summary.lines(modality)))
+    if summary.items == 0:
+        raise NothingConverted(f"nothing was converted: all {len(summary.skipped)} items of "
+                               f"{args.src} were bad")
+
+
+class NothingConverted(RuntimeError):
+    """``walloc convert`` ran but every item was bad: exit status 1."""

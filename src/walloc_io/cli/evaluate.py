@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .args import device
 
 JPEG_QUALITIES = (10, 20, 35, 50, 75, 90)
 WEBP_QUALITIES = (5, 15, 30, 50, 75, 90)
@@ -43,7 +44,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", type=Path, help="write eval.md, eval.csv and rd.png here")
     p.add_argument("--limit", type=int, help="evaluate at most this many items")
     p.add_argument("--no-baselines", action="store_true", help="only the codec itself")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for timing")
     p.set_defaults(run=run)
 

@@ -90,6 +90,7 @@ def write_signal(path: str | Path, data: np.ndarray, sample_rate: int = 0) -> No
     """Write ``data`` (channel-first) in the format of ``path``'s extension, atomically."""
     path = Path(path)
     suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)  # as encode does for its output
     tmp = path.with_name(f".{path.name}.partial")
     if suffix == ".npy":
         with open(tmp, "wb") as f:

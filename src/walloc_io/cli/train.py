@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from ..errors import InputError
+from .args import device
 
 DEFAULT_LEVELS = {"image": 3, "audio": 8}
 DEFAULT_CROP = {"image": 256, "audio": 1 << 15}
@@ -54,7 +55,7 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--workdir", type=Path, help="checkpoints and log (default: OUTPUT.work)")
     p.add_argument("--resume", action="store_true", help="continue from the workdir's checkpoint")
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--device", type=device, default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(run=run)

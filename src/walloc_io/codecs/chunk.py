@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .. import bitstream
 from ..errors import BitstreamError, InputError
 
 if TYPE_CHECKING:
@@ -165,9 +166,13 @@ def unpack(data) -> ChunkRecord:
         at = _HEAD.size
         shape = struct.unpack_from(f"<{ndim}I", buf, at)
         at += 4 * ndim
+        size = math.prod(shape)
+        if size > bitstream.MAX_ELEMENTS:
+            raise BitstreamError(f"chunk record declares {size} values {tuple(shape)}, more than "
+                                 f"walloc_io.bitstream.MAX_ELEMENTS = {bitstream.MAX_ELEMENTS}")
         (count,) = struct.unpack_from("<I", buf, at)
-        if count > MAX_ITEMS or count == 0:
-            raise BitstreamError(f"chunk record claims {count} items")
+        if count > MAX_ITEMS or (count == 0 and size):
+            raise BitstreamError(f"chunk record of shape {tuple(shape)} claims {count} items")
         lengths = struct.unpack_from(f"<{count}I", buf, at + 4)
         at += 4 + 4 * count
         streams = []
@@ -179,10 +184,12 @@ def unpack(data) -> ChunkRecord:
         mask = None
         if flags & _MASK:
             (n,) = struct.unpack_from("<I", buf, at)
-            bits = np.frombuffer(zlib.decompress(bytes(buf[at + 4:at + 4 + n])), np.uint8)
-            size = math.prod(shape)
-            if len(bits) != (size + 7) // 8:
+            expected = (size + 7) // 8  # inflate at most this much: no zlib bomb gets through
+            inflate = zlib.decompressobj()
+            raw = inflate.decompress(bytes(buf[at + 4:at + 4 + n]), expected + 1)
+            if len(raw) != expected or inflate.unconsumed_tail or not inflate.eof:
                 raise BitstreamError("chunk record's NaN mask has the wrong size")
+            bits = np.frombuffer(raw, np.uint8)
             mask = np.unpackbits(bits, count=size).astype(bool).reshape(shape)
             at += 4 + n
         if at != len(buf):
@@ -227,8 +234,11 @@ def _fill_nan(items: np.ndarray) -> np.ndarray:
 def _assemble(rec: ChunkRecord, items: list[np.ndarray], config: CodecConfig, to: str) -> np.ndarray:
     nd = config.signal_ndim + 1
     lead = rec.shape[:-nd]
-    if len(items) != max(1, math.prod(lead)):
+    if len(items) != math.prod(lead):  # prod(()) == 1: a record of one signal
         raise BitstreamError(f"chunk record of shape {rec.shape} holds {len(items)} streams")
+    if not items:  # an empty batch, (0, C, H, W): nothing was coded
+        shape = latent_chunk_shape(config, rec.shape, rec.channel_last) if to == "latents" else rec.shape
+        return np.zeros(shape, np.int32 if to == "latents" else rec.dtype)
     stacked = np.stack(items)  # (N, C or L, *axes), channel-first as the codec works
     if to == "latents":
         shape = latent_chunk_shape(config, rec.shape, rec.channel_last)

@@ -70,13 +70,34 @@ class WallocZarrCodec(ArrayBytesCodec):
 
         return load_codec(self.preset or self.path, device=self.device)
 
+    @property
+    def config(self):
+        """The codec's configuration, read without torch or weights."""
+        from ..presets import load_config
+
+        return load_config(self.preset or self.path)
+
     def validate(self, *, shape, dtype, chunk_grid) -> None:
         native = dtype.to_native_dtype()
         if isinstance(chunk_grid, RegularChunkGrid):
             chunks = chunk_grid.chunk_shape
         else:  # pragma: no cover - zarr has only regular grids today
             chunks = shape
-        check_layout(self.codec.config, chunks, native, self.channel_last)
+        check_layout(self.config, chunks, native, self.channel_last)
+
+    def evolve_from_array_spec(self, array_spec: ArraySpec) -> WallocZarrCodec:
+        """Checks at array creation. Zarr calls this with the array's spec, and a
+        ``ShardingCodec`` with its *inner* chunk's spec (it never calls ``validate`` on the
+        codecs inside), so sharded arrays are checked here like plain ones: all channels in
+        every inner chunk, signal axes >= 2**J, and a NaN fill value only with nan='mask'."""
+        native = array_spec.dtype.to_native_dtype()
+        check_layout(self.config, array_spec.shape, native, self.channel_last)
+        fill = array_spec.fill_value
+        if self.nan == "raise" and native.kind == "f" and fill is not None and np.isnan(fill):
+            raise ChunkLayoutError("fill_value NaN with nan='raise': partial writes fill the rest "
+                                   "of a chunk with NaN, which 'raise' refuses; use "
+                                   "nan='mask' or another fill value")
+        return self
 
     def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
         raise NotImplementedError  # variable-size output

@@ -29,6 +29,11 @@ from .tables import ESCAPE, EntropyTables, core_radius, core_size
 assert ESCAPE == 15, "the kernel's core alphabet radius is 15"
 
 COST_SCALE = 1 << 12  # fixed-point code lengths: the mode choice is integer and reproducible
+TOO_SHORT = 100  # try_decode_many's code for a payload refused before decoding
+
+
+def _size(payload) -> int:
+    return memoryview(payload).nbytes
 
 
 def _kernel():
@@ -172,22 +177,43 @@ class LatentCoder:
         for i, code in enumerate(codes):
             if code:
                 where = f"payload {i}: " if len(codes) > 1 else ""
+                if code == TOO_SHORT:
+                    self.check_capacity(_size(payloads[i]), shape)  # raises with the figures
                 raise BitstreamError(f"{where}corrupt entropy-coded payload "
                                      f"({_kernel().error_message(code)})")
         return out
 
+    def check_capacity(self, payload_bytes: int, shape: Sequence[int]) -> None:
+        """Refuse a payload too short to hold ``shape``'s latents: every symbol costs at least
+        :meth:`bits_per_symbol_floor` bits, so a forged header cannot make a few words decode
+        into a huge array (work stays proportional to the payload's size)."""
+        symbols = math.prod(int(n) for n in shape)
+        floor = self.bits_per_symbol_floor()
+        if payload_bytes < 8 or symbols > self.capacity(payload_bytes):
+            raise BitstreamError(f"payload of {payload_bytes} bytes cannot hold {symbols} latent "
+                                 f"symbols of shape {tuple(shape)} (each costs >= {floor:.2g} "
+                                 "bits): truncated or forged stream")
+
+    def capacity(self, payload_bytes: int) -> float:
+        """The most latent symbols a payload of this size can hold."""
+        return (8 * payload_bytes + 64) / self.bits_per_symbol_floor()
+
     def try_decode_many(self, payloads: Sequence, shape: Sequence[int]
                         ) -> tuple[np.ndarray, list[int]]:
-        """Like :meth:`decode_many` but returns per-payload error codes (0: decoded)."""
+        """Like :meth:`decode_many` but returns per-payload error codes (0: decoded;
+        ``TOO_SHORT``: refused by :meth:`check_capacity` before any decoding)."""
         h, w = self._shape_check(shape)
-        size = len(payloads) * self.tables.channels * h * w
-        if size > (1 << 34):
-            raise BitstreamError(f"{size} latents are implausibly many")
+        symbols = math.prod(int(n) for n in shape)
+        short = [_size(p) < 8 or symbols > self.capacity(_size(p)) for p in payloads]
+        if any(short):
+            payloads = [b"" if s else p for s, p in zip(short, payloads)]
         out = np.empty((len(payloads), *(int(n) for n in shape)), dtype=np.int32)
         codes = _kernel().decode_many(self._handle(len(shape) - 1), payloads, h, w, out)
-        return out, codes
+        return out, [TOO_SHORT if s else c for s, c in zip(short, codes)]
 
     def bits_per_symbol_floor(self) -> float:
         """The fewest bits any latent symbol can cost (the most probable table entry)."""
-        top = int(self.packed.freq.max())
-        return self.tables.precision - math.log2(top)
+        if not hasattr(self, "_floor"):
+            top = int(self.packed.freq.max())
+            self._floor = self.tables.precision - math.log2(top)
+        return self._floor

@@ -435,6 +435,16 @@ def _array_bytes(folder: Path) -> int:
 
 
 # -- driver ------------------------------------------------------------------------------------------
+def _sweep_orphans(partial: Path) -> None:
+    """Remove the temporary ``*.partial`` files a killed run left inside the output (zarr's
+    LocalStore and our atomic writes rename them into place when complete; a SIGKILL in
+    between orphans them). Their tasks have no marker, so they are redone."""
+    if partial.is_dir():
+        for orphan in partial.rglob("*.partial"):
+            if orphan.is_file():
+                orphan.unlink()
+
+
 def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", zarr_format: int = 3,
             workers: int = 2, scheduler: str | None = None, strict: bool = False,
             items_per_task: int = 16, tile: int = 1024, verify: int = 8, progress=None,
@@ -444,6 +454,8 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
     from ..codec import load_codec
 
     started = time.perf_counter()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise InputError(f"workers must be an integer >= 1, got {workers!r}")
     model = load_codec(codec, device="cpu")
     dst_path = Path(dst)
     if dst_path.exists():
@@ -469,6 +481,7 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
     else:
         partial.mkdir(parents=True, exist_ok=True)
     markers = partial / MARKERS
+    _sweep_orphans(partial)
     done = {p.stem for p in markers.glob("*.json")} if markers.exists() else set()
     todo = [t for t in tasks if t["id"] not in done]
     job = Job(codec, str(partial), zarr_format, tile, verify > 0, fmt)

@@ -39,8 +39,19 @@ def preset_for(fingerprint: str) -> str:
     return name
 
 
+def load_config(name_or_path: str | Path):
+    """The :class:`~walloc_io.config.CodecConfig` of a preset or codec directory, read from
+    its ``config.json`` alone: no torch, no weights (for validating layouts cheaply)."""
+    from ..config import CodecConfig
+
+    return CodecConfig.from_json((resolve(name_or_path) / "config.json").read_text())
+
+
 def resolve(name_or_path: str | Path) -> Path:
     """A preset name or a codec directory -> the codec directory."""
+    if not isinstance(name_or_path, (str, Path)):
+        raise PresetError(f"expected a preset name ({', '.join(list_presets())}) or a codec "
+                          f"directory path, got {type(name_or_path).__name__} {name_or_path!r}")
     path = Path(name_or_path)
     if (path / "config.json").is_file():
         return path.resolve()

@@ -1,0 +1,35 @@
+"""Argument types and the parser class of the ``walloc`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|auto)$")
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (worker counts, task sizes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def device(text: str) -> str:
+    """cpu, cuda, cuda:N or auto."""
+    if not DEVICE.match(text):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or auto, got {text!r}")
+    return text
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr and exit status 2 (argparse prints the usage too)."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
