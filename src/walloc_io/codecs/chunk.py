@@ -239,6 +239,8 @@ def _assemble(rec: ChunkRecord, items: list[np.ndarray], config: CodecConfig, to
     if not items:  # an empty batch, (0, C, H, W): nothing was coded
         shape = latent_chunk_shape(config, rec.shape, rec.channel_last) if to == "latents" else rec.shape
         return np.zeros(shape, np.int32 if to == "latents" else rec.dtype)
+    if len({(i.shape, i.dtype) for i in items}) > 1:
+        raise BitstreamError(f"chunk record of shape {rec.shape} holds streams of different shapes")
     stacked = np.stack(items)  # (N, C or L, *axes), channel-first as the codec works
     if to == "latents":
         shape = latent_chunk_shape(config, rec.shape, rec.channel_last)
