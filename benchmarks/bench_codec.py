@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from walloc_io import load_codec
-from walloc_io.cli.io import read_signal
+from walloc_io.media import read_signal
 from walloc_io.metrics import bicubic_round_trip, psnr
 
 

@@ -81,7 +81,8 @@ def measure(spec: str, repeat: int) -> dict:
         shape = latents.shape
         v1 = format1.encode(latents, codec.tables)
         t_dec += _median_time(lambda b=blob: codec.decode_latents(b), repeat)
-        t_old += _median_time(lambda p=v1: format1.decode(p, shape, codec.tables), max(1, repeat // 3))
+        t_old += _median_time(lambda p=v1, s=shape: format1.decode(p, s, codec.tables),
+                              max(1, repeat // 3))
         t_enc += _median_time(lambda z=latents: codec.coder.encode(z), repeat)
         ours, webp, symbols = ours + len(blob), webp + webp_bytes(latents), symbols + latents.size
         old += len(blob) - len(payload) + len(v1)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from walloc_io import load_codec
-from walloc_io.cli.io import read_signal, signal_files
+from walloc_io.media import read_signal, signal_files
 from walloc_io.metrics import psnr
 
 J2K_RATIOS = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)  # vs the raw band

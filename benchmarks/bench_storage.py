@@ -56,7 +56,7 @@ def main() -> None:
     from zarr.codecs import BloscCodec, ZstdCodec
 
     import walloc_io
-    from walloc_io.cli.io import read_signal, signal_files
+    from walloc_io.media import read_signal, signal_files
     from walloc_io.pipelines.convert import convert
 
     torch.set_num_threads(1)

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 import walloc_io
-from walloc_io.cli.io import read_signal
+from walloc_io.media import read_signal
 from walloc_io.metrics import psnr
 
 

@@ -61,11 +61,13 @@ ROWS = [
     ("forged normalisation (CRC recomputed)",
      "fb = codec.encode(x.astype(np.float32))\n"
      "    h2, p2 = bitstream.unpack(fb)\n"
-     "    codec.decode(bitstream.pack(dataclasses.replace(h2, normalisation=np.array([[0, 1e300]] * 3)), p2))"),
+     "    bad = dataclasses.replace(h2, normalisation=np.array([[0, 1e300]] * 3))\n"
+     "    codec.decode(bitstream.pack(bad, p2))"),
     ("encode(sample_rate=-1)", "codec.encode(x, sample_rate=-1)"),
     ("encode(sample_rate=2**32)", "codec.encode(x, sample_rate=2**32)"),
     ("encode(sample_rate=44100.5)", "codec.encode(x, sample_rate=44100.5)"),
-    ("bfloat16 tensor", "import torch\n    print(walloc_io.read_header(codec.encode(torch.rand(3, 64, 64).bfloat16())).dtype, file=sys.stderr)"),
+    ("bfloat16 tensor", "import torch\n    b16 = codec.encode(torch.rand(3, 64, 64).bfloat16())\n"
+     "    print(walloc_io.read_header(b16).dtype, file=sys.stderr)"),
     ("sparse tensor", "import torch\n    codec.encode(torch.rand(3, 64, 64).to_sparse())"),
     ("meta tensor", "import torch\n    codec.encode(torch.empty(3, 64, 64, device='meta'))"),
     ("load_codec(None)", "walloc_io.load_codec(None)"),
@@ -87,7 +89,7 @@ ROWS = [
      "    print('mean error', round(float(np.abs(y.astype(int) - photo).mean()), 2), 'vs uint8',"
      " round(float(np.abs(codec.decode(codec.encode(photo)).astype(int) - photo).mean()), 2),"
      " file=sys.stderr)",
-     "from importlib.resources import files\nfrom walloc_io.cli.io import read_signal\n"
+     "from importlib.resources import files\nfrom walloc_io.media import read_signal\n"
      "photo = read_signal(files('walloc_io').joinpath('samples', 'kleiber.png')).data[:, :256, :256]"),
 ]
 

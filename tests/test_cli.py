@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from walloc_io.cli import main
-from walloc_io.cli.io import read_signal, write_signal
 from walloc_io.config import CodecConfig
+from walloc_io.media import read_signal, write_signal
 
 from .conftest import build_codec_dir
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import walloc_io
-from walloc_io.cli.io import read_signal
+from walloc_io.media import read_signal
 
 GOLDEN_ROOT = Path(__file__).parent / "golden"
 FORMATS = {1: GOLDEN_ROOT / "format1", 2: GOLDEN_ROOT / "format2"}

@@ -11,7 +11,6 @@ import struct
 import subprocess
 import sys
 import time
-import zlib
 
 import numpy as np
 import pytest
@@ -150,7 +149,7 @@ def test_load_codec_arguments(args, error, match):
 def test_int16_with_a_narrow_range_is_normalised_per_channel(codec):
     from importlib.resources import files
 
-    from walloc_io.cli.io import read_signal
+    from walloc_io.media import read_signal
 
     x = read_signal(files("walloc_io").joinpath("samples", "kleiber.png")).data[:, :128, :128]
     blob = codec.encode(x.astype(np.int16))

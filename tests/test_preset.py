@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import walloc_io
-from walloc_io.cli.io import read_signal
+from walloc_io.media import read_signal
 from walloc_io.metrics import bicubic_round_trip, psnr
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .bitstream import Header, read_header
 from .errors import BitstreamError, InputError, ModelMismatchError, PresetError, WallocError
-from .presets import list_presets
+from .presets import list_presets, load_config
 
 if TYPE_CHECKING:
     from .codec import Codec, load_codec
@@ -24,11 +24,12 @@ if TYPE_CHECKING:
     from .pipelines.wds import wds_decoder, wds_encoder
     from .pipelines.zarr_dask import decode_array, open_latents
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one source of the version (pyproject reads it)
 __all__ = [
     "BatchDecoder", "BitstreamError", "Codec", "CodecConfig", "Deferred", "Header", "InputError",
     "ModelMismatchError", "PresetError", "WallocError", "ZarrDataset", "collate", "decode_array",
-    "list_presets", "load_codec", "open_latents", "read_header", "wds_decoder", "wds_encoder",
+    "list_presets", "load_codec", "load_config", "open_latents", "read_header", "register",
+    "wds_decoder", "wds_encoder",
 ]
 
 _LAZY = {"Codec": "codec", "load_codec": "codec", "CodecConfig": "config",
@@ -36,6 +37,35 @@ _LAZY = {"Codec": "codec", "load_codec": "codec", "CodecConfig": "config",
          "BatchDecoder": "pipelines.batch", "Deferred": "pipelines.batch",
          "collate": "pipelines.batch", "ZarrDataset": "pipelines.datasets",
          "wds_decoder": "pipelines.wds", "wds_encoder": "pipelines.wds"}
+
+
+def register() -> None:
+    """Register the ``walloc`` codec with numcodecs and zarr by hand (idempotent).
+
+    Both registries find it through entry points once walloc-io is installed; this is the
+    fallback for environments where entry points are not scanned (vendored copies, frozen
+    applications). Imports numcodecs and zarr, whichever is installed.
+    """
+    try:
+        import numcodecs
+
+        from .codecs.numcodec import WallocCodec
+
+        numcodecs.register_codec(WallocCodec)
+    except ImportError:
+        pass
+    try:
+        from zarr.registry import register_codec
+
+        from .codecs.zarr3 import WallocZarrCodec
+
+        register_codec("walloc", WallocZarrCodec)
+    except ImportError:
+        pass
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def __getattr__(name: str):

@@ -3,7 +3,8 @@
 uint8 and int16 use their dtype's full range (nothing stored). uint16 and floats are
 normalised per channel to their own min..max, and those two numbers per channel travel in
 the header; so is int16 whose values span less than 1/16 of the dtype's range (an image
-stored as int16 0..255 would otherwise use 1/256 of the codec's range: mean error ~430). NaN and Inf are rejected: a learned lossy codec has no faithful way to keep them.
+stored as int16 0..255 would otherwise use 1/256 of the codec's range: mean error ~430).
+NaN and Inf are rejected: a learned lossy codec has no faithful way to keep them.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from walloc_io.entropy import EntropyTables, fit_tables, predict, quantise_counts
-from walloc_io.entropy.format1 import _contexts, decode, encode
 from walloc_io.entropy.context import Contexts, local_energy
+from walloc_io.entropy.format1 import _contexts, decode, encode
 from walloc_io.entropy.tables import ESCAPE, join_escapes, split_escapes
 from walloc_io.errors import BitstreamError
 

@@ -48,7 +48,7 @@ def test_1d_lifting_matches_pywt(levels, length):
 
 
 def photo() -> np.ndarray:
-    from walloc_io.cli.io import read_signal
+    from walloc_io.media import read_signal
 
     return read_signal(files("walloc_io").joinpath("samples", "kleiber.png")).data
 
@@ -82,7 +82,7 @@ ENCODE = """
 import hashlib, sys, numpy as np, torch
 torch.set_num_threads(int(sys.argv[1]))
 import walloc_io
-from walloc_io.cli.io import read_signal
+from walloc_io.media import read_signal
 from importlib.resources import files
 codec = walloc_io.load_codec("rgb-16x", device="cpu")
 x = read_signal(files("walloc_io").joinpath("samples", "kleiber.png")).data

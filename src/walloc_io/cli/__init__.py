@@ -20,7 +20,7 @@ from .args import Parser, device, positive_int
 
 def _encode(args: argparse.Namespace) -> None:
     from ..codec import load_codec
-    from .io import read_signal, write_atomic
+    from ..media import read_signal, write_atomic
 
     signal = read_signal(args.input)
     codec = load_codec(args.codec, device=args.device)
@@ -34,8 +34,8 @@ def _encode(args: argparse.Namespace) -> None:
 def _decode(args: argparse.Namespace) -> None:
     from ..bitstream import read_header
     from ..codec import load_codec
+    from ..media import write_signal
     from ..presets import preset_for
-    from .io import write_signal
 
     blob = Path(args.input).read_bytes()
     header = read_header(blob)
@@ -69,8 +69,8 @@ def _demo(args: argparse.Namespace) -> None:
     from importlib.resources import files
 
     from ..codec import load_codec
+    from ..media import read_signal
     from ..metrics import bicubic_round_trip, psnr
-    from .io import read_signal
 
     codec = load_codec(args.codec, device=args.device)
     dr = codec.dimensionality_reduction
@@ -171,8 +171,8 @@ def _demo_training(codec, urls: list[str], steps: int) -> None:
 
 
 def _demo_audio(codec, root) -> None:
+    from ..media import read_signal
     from ..metrics import decimate_round_trip, snr
-    from .io import read_signal
 
     factor = max(1, round(codec.dimensionality_reduction))
     print(f"codec {codec.config.name} (fingerprint {codec.fingerprint[:12]}, "

@@ -72,7 +72,7 @@ def run(args) -> None:
 
 
 def _items(source: Path, modality: str, channels: int):
-    from .io import read_signal, signal_files
+    from ..media import read_signal, signal_files
 
     out = []
     for path in signal_files(source, modality):

@@ -62,7 +62,7 @@ def add_parser(sub) -> None:
 
 
 def _guess_modality(path: Path) -> str:
-    from .io import AUDIO_SUFFIXES
+    from ..media import AUDIO_SUFFIXES
 
     files = [path] if path.is_file() else list(path.rglob("*")) if path.is_dir() else []
     return "audio" if any(f.suffix.lower() in AUDIO_SUFFIXES for f in files) else "image"

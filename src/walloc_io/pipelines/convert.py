@@ -111,7 +111,7 @@ def plan(src: str, modality: str, items_per_task: int, fmt: str = "zarr") -> tup
                           "path": str(path), "variable": variable,
                           "name": f"shard-{i // items_per_task:06d}.tar"}
                          for i in range(0, n, items_per_task)]
-    from ..cli.io import signal_files
+    from ..media import signal_files
 
     files = signal_files(path, modality)
     root = path if path.is_dir() else path.parent
@@ -176,15 +176,15 @@ def run_task(job: Job, kind: str, task: dict, array_info: dict | None = None) ->
         stats = _shard_to_zarr(job, codec, task)
     else:
         stats = _array_rows(job, codec, task, array_info)
-    from ..cli.io import write_atomic
+    from ..media import write_atomic
 
     write_atomic(Path(job.partial) / MARKERS / f"{task['id']}.json", json.dumps(stats).encode())
     return stats
 
 
 def _read_item(codec, file: str, name: str, data: bytes | None = None):
-    """One item as a :class:`~walloc_io.cli.io.Signal`, checked against the codec."""
-    from ..cli.io import read_signal
+    """One item as a :class:`~walloc_io.media.Signal`, checked against the codec."""
+    from ..media import read_signal
 
     sig = read_signal(file, data)
     _check_item(codec, sig.data, name)
@@ -223,7 +223,7 @@ def _write_item(job: Job, codec, group, name: str, sig, attrs: dict):
 
 
 def _signal_fields(codec, fields: dict[str, bytes]) -> list[str]:
-    from ..cli.io import SUFFIXES
+    from ..media import SUFFIXES
 
     suffixes = SUFFIXES[codec.config.modality]
     return [f for f in fields if "." + f.rsplit(".", 1)[-1].lower() in suffixes]
@@ -325,7 +325,7 @@ def _to_shard(job: Job, codec, kind: str, task: dict) -> dict:
             signals.append((len(samples), "wlc", sig))
             samples.append((item["name"], {}))
     else:
-        from ..cli.io import Signal
+        from ..media import Signal
 
         rows = np.asarray(_open_array(Path(task["path"]), task["variable"])[task["start"]:task["stop"]])
         for i, row in enumerate(rows):
@@ -509,7 +509,7 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
     if fmt == "zarr":
         group.attrs.update({"walloc_convert": meta})
     else:
-        from ..cli.io import write_atomic
+        from ..media import write_atomic
 
         meta["shards"] = [t["name"] for t, s in zip(tasks, stats) if s.get("output_bytes")]
         write_atomic(partial / MANIFEST, json.dumps(meta, indent=1).encode())

@@ -105,7 +105,7 @@ def shard_bytes(samples: list[Sample]) -> bytes:
 
 def write_shard(path: str | Path, samples: list[Sample]) -> int:
     """Write ``samples`` to ``path`` atomically; returns the shard's size in bytes."""
-    from ..cli.io import write_atomic
+    from ..media import write_atomic
 
     data = shard_bytes(samples)
     write_atomic(path, data)

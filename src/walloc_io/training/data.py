@@ -34,8 +34,8 @@ def load_signals(source: str | Path, modality: str) -> list[np.ndarray]:
     (WAV/FLAC/OGG) or ``.npy`` files, one such file, or a Zarr array whose first axis indexes
     items (``(N, C, H, W)`` / ``(N, C, T)``). All items must have the same channel count.
     """
-    from ..cli.io import read_signal, signal_files
     from ..errors import InputError
+    from ..media import read_signal, signal_files
     from ..signal import prepare
 
     source, ndim = Path(source), {"image": 2, "audio": 1}[modality]

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import InputError
+from .errors import InputError
 
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 TIFF_SUFFIXES = (".tif", ".tiff")
