@@ -14,6 +14,7 @@ import pytest
 zarr = pytest.importorskip("zarr")
 numcodecs = pytest.importorskip("numcodecs")
 
+import walloc_io  # noqa: E402
 from walloc_io import BitstreamError, InputError  # noqa: E402
 from walloc_io.codecs.chunk import ChunkLayoutError, decode_chunk, encode_chunk, unpack  # noqa: E402
 from walloc_io.metrics import psnr  # noqa: E402
@@ -249,7 +250,12 @@ def test_zarr_unknown_preset_is_a_clear_error(tmp_path, stack):
                             serializer=RGB)
     arr[:] = stack
     meta = json.loads((path / "zarr.json").read_text())
-    meta["codecs"][0]["configuration"]["preset"] = "no-such-preset"
+    config = meta["codecs"][0]["configuration"]
+    assert "device" not in config and len(config["fingerprint"]) == 32  # portable metadata
+    config["preset"] = "no-such-preset"  # renamed, but the fingerprint still finds the model
+    (path / "zarr.json").write_text(json.dumps(meta))
+    np.testing.assert_array_equal(zarr.open_array(path, mode="r")[:], arr[:])
+    config["fingerprint"] = "0" * 32  # neither name nor fingerprint known: a clear error
     (path / "zarr.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="no-such-preset"):
         zarr.open_array(path, mode="r")[:]
@@ -291,3 +297,38 @@ def test_xarray_variable_round_trip(tmp_path, stack):
     np.testing.assert_array_equal(back.label.values, np.arange(len(stack)))
     meta = json.loads((tmp_path / "ds.zarr" / "photos" / "zarr.json").read_text())
     assert meta["codecs"][0]["name"] == "walloc"
+
+
+def test_store_made_from_a_codec_directory_opens_after_the_directory_moves(tmp_path, tiny_dir,
+                                                                          monkeypatch):
+    import shutil
+
+    codec_dir = tmp_path / "my-codec"
+    shutil.copytree(tiny_dir, codec_dir)
+    x = np.stack([np.full((3, 16, 16), v, np.uint8) for v in (30, 200)])
+    arr = zarr.create_array(tmp_path / "a.zarr", shape=x.shape, chunks=(1, 3, 16, 16),
+                            dtype="uint8", serializer={"name": "walloc", "configuration": {
+                                "path": str(codec_dir)}})
+    arr[:] = x
+    before = arr[:]
+    moved = tmp_path / "elsewhere" / "my-codec"
+    moved.parent.mkdir()
+    codec_dir.rename(moved)  # the recorded path no longer exists
+    with pytest.raises(ValueError, match="WALLOC_CODEC_PATH"):
+        zarr.open_array(tmp_path / "a.zarr", mode="r")[:]
+    monkeypatch.setenv("WALLOC_CODEC_PATH", str(moved.parent))
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "a.zarr", mode="r")[:], before)
+
+
+def test_rewriting_a_codec_directory_in_one_process_is_seen(tmp_path, tiny_dir):
+    import json
+    import shutil
+
+    target = tmp_path / "codec"
+    shutil.copytree(tiny_dir, target)
+    first = walloc_io.load_codec(str(target), device="cpu")
+    assert walloc_io.load_codec(str(target), device="cpu") is first  # cached
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["fingerprint"] = "f" * 32  # as a second training run to the same folder would
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    assert walloc_io.load_codec(str(target), device="cpu") is not first  # loaded afresh

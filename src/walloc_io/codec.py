@@ -18,7 +18,7 @@ from .entropy import EntropyTables, LatentCoder, format1
 from .errors import BitstreamError, InputError, ModelMismatchError
 from .model import WallocModel
 from .model.analysis import NativeAnalysis
-from .presets import resolve
+from .presets import manifest_fingerprint, resolve
 from .presets.directory import load_codec_dir
 from .signal import Prepared, prepare, restore, unit_uint8
 
@@ -249,7 +249,7 @@ class Codec:
             raise BitstreamError(f"stream of dtype {h.dtype} lacks its normalisation")
 
 
-_CACHE: dict[tuple[str, str], Codec] = {}
+_CACHE: dict[tuple[str, str, str | None], Codec] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -257,11 +257,13 @@ def load_codec(name_or_path: str | Path, device: str | torch.device | None = Non
     """Open a preset (see :func:`list_presets`) or a codec directory written by training.
 
     Codecs are cached per process and device, so repeated calls (e.g. from a numcodecs
-    codec in every Dask task) load the weights once.
+    codec in every Dask task) load the weights once. The cache is keyed by the directory's
+    recorded fingerprint too, so a directory rewritten in this process (training twice to
+    one folder) is loaded afresh.
     """
     path = resolve(name_or_path)
     dev = pick_device(device)
-    key = (str(path), str(dev))
+    key = (str(path), str(dev), manifest_fingerprint(path))
     with _CACHE_LOCK:
         if key not in _CACHE:
             model, tables, fp = load_codec_dir(path)

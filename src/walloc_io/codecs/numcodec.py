@@ -9,20 +9,26 @@ walloc_io can do::
     >>> codec.decode(codec.encode(images)).shape
     (2, 3, 64, 64)
 
-The configuration is JSON only: ``preset`` or ``path`` (a codec directory), plus the chunk
-options of :mod:`walloc_io.codecs.chunk` (``channel_last``, ``nan``, ``sample_rate``) and
-``device``. The model is loaded lazily into a per-process cache and never pickled, so the
-codec ships cheaply to Dask and DataLoader workers.
+The configuration is :class:`~walloc_io.codecs.options.ChunkCodecOptions` as JSON:
+``preset`` or ``path`` (a codec directory), the model's ``fingerprint`` (filled in, so stores
+stay readable when a preset is retrained or a directory moves), plus the chunk options of
+:mod:`walloc_io.codecs.chunk` (``channel_last``, ``nan``, ``sample_rate``). The decoding
+device is runtime state, not configuration (``device=`` or ``WALLOC_DEVICE``; default CPU).
+The model is loaded lazily into a per-process cache and never pickled, so the codec ships
+cheaply to Dask and DataLoader workers.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 import numpy as np
 from numcodecs.abc import Codec as _NumcodecsCodec
 from numcodecs.compat import ensure_bytes, ensure_ndarray_like
 
 from ..errors import InputError
-from .chunk import NAN_POLICIES, decode_chunk, encode_chunk
+from .chunk import decode_chunk, encode_chunk
+from .options import ChunkCodecOptions
 
 
 class WallocCodec(_NumcodecsCodec):
@@ -36,31 +42,33 @@ class WallocCodec(_NumcodecsCodec):
     codec_id = "walloc"
 
     def __init__(self, preset: str | None = None, path: str | None = None,
-                 channel_last: bool = False, nan: str = "raise", sample_rate: int = 0,
-                 device: str = "cpu") -> None:
-        if (preset is None) == (path is None):
-            raise InputError("walloc codec needs exactly one of preset= or path=")
-        if nan not in NAN_POLICIES:
-            raise InputError(f"nan must be one of {NAN_POLICIES}, got {nan!r}")
-        self.preset, self.path = preset, None if path is None else str(path)
-        self.channel_last, self.nan = bool(channel_last), nan
-        self.sample_rate, self.device = int(sample_rate), device
-        self._model = None
+                 fingerprint: str | None = None, channel_last: bool = False, nan: str = "raise",
+                 sample_rate: int = 0, device: str | None = None) -> None:
+        opts = ChunkCodecOptions(preset, path, fingerprint, channel_last, nan, sample_rate)
+        # public attributes are the config (numcodecs' convention): options only
+        self.preset, self.path, self.channel_last = opts.preset, opts.path, opts.channel_last
+        self.nan, self.sample_rate = opts.nan, opts.sample_rate
+        self.fingerprint = opts.resolved_fingerprint()
+        self._device, self._model = device, None
+
+    @property
+    def options(self) -> ChunkCodecOptions:
+        return ChunkCodecOptions(self.preset, self.path, self.fingerprint, self.channel_last,
+                                 self.nan, self.sample_rate)
+
+    @classmethod
+    def from_config(cls, config: dict) -> WallocCodec:
+        return cls(**asdict(ChunkCodecOptions.from_config(config)))
 
     @property
     def codec(self):
         """The loaded :class:`walloc_io.Codec` (per-process cache)."""
         if self._model is None:
-            from ..codec import load_codec
-
-            self._model = load_codec(self.preset or self.path, device=self.device)
+            self._model = self.options.load(self._device)
         return self._model
 
     def get_config(self) -> dict:
-        config = {"id": self.codec_id, "channel_last": self.channel_last, "nan": self.nan,
-                  "sample_rate": self.sample_rate, "device": self.device}
-        config.update({"preset": self.preset} if self.preset else {"path": self.path})
-        return config
+        return {"id": self.codec_id, **self.options.to_config()}
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_model": None}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -27,55 +27,54 @@ from zarr.core.buffer import Buffer, NDBuffer
 from zarr.core.chunk_grids import RegularChunkGrid
 from zarr.core.common import parse_named_configuration
 
-from ..errors import InputError
-from .chunk import NAN_POLICIES, ChunkLayoutError, check_layout, decode_chunks, encode_chunk
+from .chunk import ChunkLayoutError, check_layout, decode_chunks, encode_chunk
+from .options import ChunkCodecOptions
 
 
 @dataclass(frozen=True)
 class WallocZarrCodec(ArrayBytesCodec):
-    """Zarr v3 serializer storing each chunk as WaLLoC streams (one per leading-axis item)."""
+    """Zarr v3 serializer storing each chunk as WaLLoC streams (one per leading-axis item).
+
+    Its configuration is :class:`~walloc_io.codecs.options.ChunkCodecOptions` (the
+    fingerprint is filled in when the array is created); the decoding device is not stored
+    (``WALLOC_DEVICE``, default CPU).
+    """
 
     preset: str | None = None
     path: str | None = None
+    fingerprint: str | None = None
     channel_last: bool = False
     nan: str = "raise"
     sample_rate: int = 0
-    device: str = "cpu"
 
     is_fixed_size = False
 
     def __post_init__(self) -> None:
-        if (self.preset is None) == (self.path is None):
-            raise InputError("walloc codec needs exactly one of preset= or path=")
-        if self.nan not in NAN_POLICIES:
-            raise InputError(f"nan must be one of {NAN_POLICIES}, got {self.nan!r}")
+        opts = ChunkCodecOptions(self.preset, self.path, self.fingerprint, self.channel_last,
+                                 self.nan, self.sample_rate)
+        object.__setattr__(self, "fingerprint", opts.resolved_fingerprint())
+
+    @property
+    def options(self) -> ChunkCodecOptions:
+        return ChunkCodecOptions(self.preset, self.path, self.fingerprint, self.channel_last,
+                                 self.nan, self.sample_rate)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WallocZarrCodec:
         _, config = parse_named_configuration(data, "walloc", require_configuration=True)
-        unknown = set(config) - {"preset", "path", "channel_last", "nan", "sample_rate", "device"}
-        if unknown:
-            raise InputError(f"unknown walloc codec options: {sorted(unknown)}")
-        return cls(**config)
+        return cls(**asdict(ChunkCodecOptions.from_config(config)))
 
     def to_dict(self) -> dict[str, Any]:
-        config: dict[str, Any] = {"preset": self.preset} if self.preset else {"path": self.path}
-        config.update(channel_last=self.channel_last, nan=self.nan, sample_rate=self.sample_rate,
-                      device=self.device)
-        return {"name": "walloc", "configuration": config}
+        return {"name": "walloc", "configuration": self.options.to_config()}
 
     @property
     def codec(self):
-        from ..codec import load_codec  # per-process cache
-
-        return load_codec(self.preset or self.path, device=self.device)
+        return self.options.load()  # per-process cache
 
     @property
     def config(self):
         """The codec's configuration, read without torch or weights."""
-        from ..presets import load_config
-
-        return load_config(self.preset or self.path)
+        return self.options.config()
 
     def validate(self, *, shape, dtype, chunk_grid) -> None:
         native = dtype.to_native_dtype()

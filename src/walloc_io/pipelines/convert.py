@@ -415,19 +415,23 @@ def _quality(modality: str, ref: np.ndarray, out: np.ndarray) -> float:
 
 
 def _create(group, name: str, shape, chunks, dtype, job: Job, sample_rate: int = 0):
+    from dataclasses import asdict
+
+    from ..codecs.options import ChunkCodecOptions
     from ..presets import resolve
 
     path = resolve(job.codec)  # a codec directory wins over a preset of the same name, as in load_codec
-    options = {"preset": job.codec} if path.parent == PRESET_DIR else {"path": str(path)}
+    # the path as given (never made absolute) plus the fingerprint, which finds it anywhere
+    options = ChunkCodecOptions(**({"preset": job.codec} if path.parent == PRESET_DIR
+                                   else {"path": str(job.codec)}), sample_rate=sample_rate)
     if job.zarr_format == 3:
-        serializer = {"name": "walloc", "configuration": {**options, "sample_rate": sample_rate}}
+        serializer = {"name": "walloc", "configuration": options.to_config()}
         return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype,
                                   serializer=serializer, compressors=None, overwrite=True)
     from ..codecs.numcodec import WallocCodec
 
     return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, filters=None,
-                              compressors=WallocCodec(**options, sample_rate=sample_rate),
-                              overwrite=True)
+                              compressors=WallocCodec(**asdict(options)), overwrite=True)
 
 
 def _array_bytes(folder: Path) -> int:

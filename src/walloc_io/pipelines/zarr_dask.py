@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..codecs.chunk import ChunkLayoutError, decode_chunks, encode_chunk
+from ..codecs.options import ChunkCodecOptions
 from ..errors import InputError
 
 
@@ -41,8 +42,9 @@ class StoredArray:
         meta = array.metadata
         self.shape, self.dtype = tuple(array.shape), np.dtype(array.dtype)
         self.chunks = tuple(array.chunks)
-        self.options, self.bytes_codecs = _walloc_options(meta)
-        self.channel_last = bool(self.options.get("channel_last", False))
+        config, self.bytes_codecs = _walloc_options(meta)
+        self.options = ChunkCodecOptions.from_config(config)
+        self.channel_last = self.options.channel_last
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -58,9 +60,7 @@ class StoredArray:
             self.array = zarr.open_array(self.source, mode="r")
 
     def codec(self, device: str = "cpu"):
-        from ..codec import load_codec
-
-        return load_codec(self.options.get("preset") or self.options["path"], device=device)
+        return self.options.load(device)
 
     @property
     def grid(self) -> tuple[int, ...]:

@@ -19,6 +19,16 @@ def list_presets() -> list[str]:
     return sorted(d.name for d in PRESET_DIR.iterdir() if (d / "config.json").is_file())
 
 
+def manifest_fingerprint(directory: Path) -> str | None:
+    """The fingerprint a codec directory's ``manifest.json`` records (None without one)."""
+    import json
+
+    manifest = Path(directory) / "manifest.json"
+    if not manifest.is_file():
+        return None
+    return json.loads(manifest.read_text()).get("fingerprint")
+
+
 def find_by_fingerprint(fingerprint: str) -> str | None:
     """The preset whose manifest records ``fingerprint`` (reads JSON only, loads no weights)."""
     import json
