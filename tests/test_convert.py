@@ -94,12 +94,27 @@ def test_convert_on_an_existing_cluster_by_address(tmp_path, capsys):
     src = _folder(tmp_path, 3)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
+        with distributed.Client(cluster.scheduler_address) as client:
+            client.run(_set_torch_threads, 2)
         assert main(["convert", str(src), str(tmp_path / "out.zarr"),
                      "--scheduler", cluster.scheduler_address]) == 0
         assert "items: 3 converted, 0 skipped" in capsys.readouterr().out
         with distributed.Client(cluster.scheduler_address) as client:  # left running for others
             assert len(client.scheduler_info()["workers"]) == 2
+            assert set(client.run(_torch_threads).values()) == {2}  # the user's setting kept
     assert psnr(_source(src / "im01.png"), zarr.open_group(tmp_path / "out.zarr")["items/im01"][:]) > 26
+
+
+def _set_torch_threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _source(path: Path) -> np.ndarray:

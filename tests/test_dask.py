@@ -139,3 +139,29 @@ def test_import_walloc_io_does_not_import_dask_or_zarr():
             "print(sorted(m for m in ('zarr', 'dask', 'numcodecs', 'webdataset') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_views_accept_the_group_walloc_convert_writes(tmp_path):
+    import zarr
+
+    from walloc_io.pipelines.convert import convert
+
+    src = tmp_path / "src"
+    src.mkdir()
+    from PIL import Image
+
+    from .conftest import smooth_images
+
+    for i, (h, w) in enumerate([(64, 64), (48, 80)]):
+        Image.fromarray(smooth_images(1, (h, w), seed=i)[0].transpose(1, 2, 0)).save(src / f"p{i}.png")
+    out = tmp_path / "out.zarr"
+    convert(str(src), str(out), "rgb-16x", workers=1, verify=0)
+    lat = walloc_io.open_latents(out)  # the group: one Dask array per item
+    assert sorted(lat) == ["p0", "p1"] and lat["p1"].shape == (12, 6, 10)
+    group = zarr.open_group(out, mode="r")
+    np.testing.assert_array_equal(lat["p0"].compute(),
+                                  walloc_io.open_latents(group["items/p0"]).compute())
+    signals = walloc_io.decode_array(str(out), device="cpu")
+    assert signals["p0"].shape == (3, 64, 64)
+    with pytest.raises(walloc_io.InputError, match="without 'signals' or 'items'"):
+        walloc_io.open_latents(zarr.open_group(tmp_path / "empty.zarr", mode="w"))

@@ -19,14 +19,15 @@ from .presets import list_presets, load_config
 if TYPE_CHECKING:
     from .codec import Codec, load_codec
     from .config import CodecConfig
-    from .pipelines.batch import BatchDecoder, Deferred, collate
+    from .latents import Deferred, Latents
+    from .pipelines.batch import BatchDecoder, collate
     from .pipelines.datasets import ZarrDataset
     from .pipelines.wds import wds_decoder, wds_encoder
     from .pipelines.zarr_dask import decode_array, open_latents
 
 __version__ = "0.2.0"  # the one source of the version (pyproject reads it)
 __all__ = [
-    "BatchDecoder", "BitstreamError", "Codec", "CodecConfig", "Deferred", "Header", "InputError",
+    "BatchDecoder", "BitstreamError", "Codec", "CodecConfig", "Deferred", "Header", "InputError", "Latents",
     "ModelMismatchError", "PresetError", "WallocError", "ZarrDataset", "collate", "decode_array",
     "list_presets", "load_codec", "load_config", "open_latents", "read_header", "register",
     "wds_decoder", "wds_encoder",
@@ -34,7 +35,7 @@ __all__ = [
 
 _LAZY = {"Codec": "codec", "load_codec": "codec", "CodecConfig": "config",
          "open_latents": "pipelines.zarr_dask", "decode_array": "pipelines.zarr_dask",
-         "BatchDecoder": "pipelines.batch", "Deferred": "pipelines.batch",
+         "BatchDecoder": "pipelines.batch", "Deferred": "latents", "Latents": "latents",
          "collate": "pipelines.batch", "ZarrDataset": "pipelines.datasets",
          "wds_decoder": "pipelines.wds", "wds_encoder": "pipelines.wds"}
 

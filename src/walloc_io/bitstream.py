@@ -90,7 +90,11 @@ class Header:
             na is not None and nb is not None and np.array_equal(na, nb))
         return a == b and same_norm
 
-    __hash__ = None  # type: ignore[assignment]
+    def __hash__(self) -> int:
+        norm = None if self.normalisation is None else tuple(
+            float(v) for v in np.asarray(self.normalisation, dtype=np.float64).ravel())
+        fields = tuple(v for k, v in self.__dict__.items() if k != "normalisation")
+        return hash((fields, norm))
 
 
 def pack(header: Header, payload: bytes) -> bytes:

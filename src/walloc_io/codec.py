@@ -7,6 +7,7 @@ import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,11 +17,12 @@ from .bitstream import Header
 from .config import CodecConfig
 from .entropy import EntropyTables, LatentCoder, format1
 from .errors import BitstreamError, InputError, ModelMismatchError
+from .latents import Latents
 from .model import WallocModel
 from .model.analysis import NativeAnalysis
 from .presets import manifest_fingerprint, resolve
 from .presets.directory import load_codec_dir
-from .signal import Prepared, prepare, restore, unit_uint8
+from .signal import RANGE_DTYPES, Prepared, prepare, restore, unit_uint8
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
@@ -129,9 +131,9 @@ class Codec:
         x = np.stack([p.data for p in items])
         if self.device.type == "cpu":  # the C analysis: deterministic, GIL released
             return list(self.analysis.latents(x))
-        x = torch.from_numpy(unit_uint8(x) if x.dtype == np.uint8 else x).to(self.device)
+        t = torch.from_numpy(unit_uint8(x) if x.dtype == np.uint8 else x).to(self.device)
         with self._lock, torch.inference_mode():
-            z = self.model.encode_latents(x).cpu().numpy()
+            z = self.model.encode_latents(t).cpu().numpy()
         return list(z)
 
     @property
@@ -151,7 +153,7 @@ class Codec:
     def read(self, blob: bytes) -> tuple[Header, np.ndarray]:
         """Verify a stream against this codec and entropy-decode it (no network)."""
         header, payload = bitstream.unpack(blob)
-        self._check(header)
+        self.check(header)
         shape = (header.latent_channels, *header.latent_shape)
         if header.version == 1:
             return header, self._format1(payload, shape)
@@ -172,7 +174,7 @@ class Codec:
         parsed = [bitstream.unpack(b) for b in blobs]
         groups: dict = defaultdict(list)
         for i, (header, _) in enumerate(parsed):
-            self._check(header)
+            self.check(header)
             groups[(header.version, (header.latent_channels, *header.latent_shape))].append(i)
         out: list = [None] * len(parsed)
         for (version, shape), index in groups.items():
@@ -188,6 +190,32 @@ class Codec:
     def decode_latents(self, blob: bytes) -> np.ndarray:
         """Integer latents ``(latent_channels, *latent_shape)`` without the decoder network."""
         return self.read(blob)[1]
+
+    def entropy_decode(self, blob: bytes) -> Latents:
+        """A stream -> :class:`~walloc_io.latents.Latents` (codes + header), for loaders
+        that run the decoder network later, batched (:meth:`reconstruct`)."""
+        header, codes = self.read(blob)
+        return Latents(codes, header)
+
+    def reconstruct(self, codes, headers: Sequence[Header], *, output: str = "signal"):
+        """Batched decoder network on this codec's device for entropy-decoded streams.
+
+        ``codes`` ``(N, L, *latent_shape)`` (numpy or torch), one verified header each.
+        ``output="signal"``: each item as :meth:`decode` gives it (dtype and range), as torch
+        tensors on the device; ``"unit"``: float32 in ``[0, 1]``. One stacked tensor when all
+        items share shape and dtype, else a list.
+        """
+        if output not in ("signal", "unit"):
+            raise InputError(f"output must be 'signal' or 'unit', got {output!r}")
+        for h in headers:
+            self.check(h)
+        y = self.synthesise(codes)
+        shapes = {(h.shape, h.dtype) for h in headers}
+        if len(shapes) == 1 and output == "unit":
+            return _crop(y, headers[0].shape).add(0.5).clamp_(0, 1)
+        out = [_restore_tensor(y[i], h) if output == "signal"
+               else _crop(y[i], h.shape).add(0.5).clamp_(0, 1) for i, h in enumerate(headers)]
+        return torch.stack(out) if len(shapes) == 1 else out
 
     def decode_latents_batch(self, blobs: Sequence[bytes]) -> list[np.ndarray]:
         """:meth:`decode_latents` for many streams (batched entropy decoding)."""
@@ -232,7 +260,8 @@ class Codec:
                 out[i] = result
         return out
 
-    def _check(self, h: Header) -> None:
+    def check(self, h: Header) -> None:
+        """Raise unless ``h`` is a header this codec can decode (fingerprint, shapes)."""
         cfg = self.config
         if h.fingerprint != self.fingerprint:
             raise ModelMismatchError(
@@ -247,6 +276,35 @@ class Codec:
             raise BitstreamError(f"stream header is inconsistent with codec {cfg.name}: {h}")
         if h.normalisation is None and h.dtype not in ("uint8", "int16"):
             raise BitstreamError(f"stream of dtype {h.dtype} lacks its normalisation")
+
+
+def _crop(y: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    index: tuple[Any, ...] = (Ellipsis, *(slice(0, n) for n in shape))
+    return y[index]
+
+
+_TORCH_DTYPES = {"uint8": torch.uint8, "int16": torch.int16, "uint16": torch.uint16,
+                 "float32": torch.float32, "float64": torch.float64}
+
+
+def _restore_tensor(y: torch.Tensor, h: Header) -> torch.Tensor:
+    """:func:`walloc_io.signal.restore` on the device (the same formula, in torch)."""
+    v = _crop(y, h.shape).double() + 0.5
+    low: float | torch.Tensor
+    span: float | torch.Tensor
+    if h.normalisation is None:
+        low, span = RANGE_DTYPES[h.dtype]
+    else:
+        norm = torch.as_tensor(np.asarray(h.normalisation), dtype=torch.float64, device=y.device)
+        bshape = (-1,) + (1,) * len(h.shape)
+        low, span = norm[:, 0].reshape(bshape), norm[:, 1].reshape(bshape)
+    v = v * span + low
+    if np.dtype(h.dtype).kind in "iu":
+        info = np.iinfo(h.dtype)
+        v = v.round().clamp(info.min, info.max)
+        if h.dtype == "uint16":  # few torch ops take uint16: go through int32
+            return v.to(torch.int32).to(torch.uint16)
+    return v.to(_TORCH_DTYPES[h.dtype])
 
 
 _CACHE: dict[tuple[str, str, str | None], Codec] = {}

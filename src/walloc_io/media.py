@@ -62,7 +62,7 @@ def read_signal(path: str | Path, data: bytes | None = None) -> Signal:
             file = str(path) if data is None else src
             info = soundfile.info(file)
             dtype = "int16" if info.subtype == "PCM_16" else "float32"
-            if data is not None:
+            if isinstance(src, io.BytesIO):  # data given: rewind after soundfile.info
                 src.seek(0)
             samples, rate = soundfile.read(file, dtype=dtype, always_2d=True)
             return Signal(np.ascontiguousarray(samples.T), int(rate))

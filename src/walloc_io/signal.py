@@ -105,6 +105,8 @@ def _normalise(x: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray | None
 def restore(y: np.ndarray, dtype: str, shape: tuple[int, ...], norm: np.ndarray | None) -> np.ndarray:
     """Inverse of :func:`prepare` for a decoded ``(C, *padded)`` array in ``[-1/2, 1/2]``."""
     y = y[(slice(None),) + tuple(slice(0, n) for n in shape)].astype(np.float64) + 0.5
+    low: float | np.ndarray  # fixed range: scalars; per-channel norm: arrays broadcast over the signal
+    span: float | np.ndarray
     if norm is None:
         low, span = RANGE_DTYPES[dtype]
     else:

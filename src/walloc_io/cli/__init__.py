@@ -66,7 +66,7 @@ def _info(args: argparse.Namespace) -> None:
 
 def _demo(args: argparse.Namespace) -> None:
     """The main job on built-in data: every bundled sample through a preset."""
-    from importlib.resources import files
+    from importlib.resources import as_file, files
 
     from ..codec import load_codec
     from ..media import read_signal
@@ -77,13 +77,15 @@ def _demo(args: argparse.Namespace) -> None:
     factor = round(dr ** 0.5) if codec.config.modality == "image" else 0
     if codec.config.modality == "audio":
         return _demo_audio(codec, files("walloc_io").joinpath("samples"))
-    samples = sorted(p for p in files("walloc_io").joinpath("samples").iterdir()
-                     if p.name.endswith(".png"))
+    # key: a Traversable need not be orderable; one directory, so by name is the path order
+    samples = sorted((p for p in files("walloc_io").joinpath("samples").iterdir()
+                      if p.name.endswith(".png")), key=lambda p: p.name)
     print(f"codec {codec.config.name} (fingerprint {codec.fingerprint[:12]}, DR {dr:g})")
     print(f"{'image':<14}{'size':>10}{'bytes':>9}{'ratio':>8}{'bpp':>7}{'PSNR dB':>9}"
           f"{f'bicubic/{factor}':>12}")
     for path in samples:
-        image = read_signal(path).data
+        with as_file(path) as local:  # the resource itself where the package is on disk
+            image = read_signal(local).data
         blob = codec.encode(image)
         decoded = codec.decode(blob)
         size = f"{image.shape[2]}x{image.shape[1]}"
@@ -99,7 +101,9 @@ def _demo_store(args: argparse.Namespace) -> None:
     same samples as WebDataset shards, streamed through a DataLoader into a few training steps."""
     import tempfile
     from importlib.resources import as_file, files
+    from typing import Any, cast
 
+    import numpy as np
     import zarr
 
     from ..codec import load_codec
@@ -122,9 +126,12 @@ def _demo_store(args: argparse.Namespace) -> None:
         print("\n".join("  " + line for line in summary.lines(codec.config.modality)))
         group = zarr.open_group(dst, mode="r")
         print(f"{'item':<28}{'signal (zarr)':>22}{'latents (dask view)':>26}")
-        for name in group.attrs["walloc_convert"]["items"]:
-            arr = group[f"items/{name}"]
-            signal = arr[...]
+        # casts: zarr types attributes as any JSON value and members as Array | Group; convert
+        # writes a dict of metadata and one array per item, read back as a numpy array
+        meta = cast(dict[str, Any], group.attrs["walloc_convert"])
+        for name in meta["items"]:
+            arr = cast(zarr.Array, group[f"items/{name}"])
+            signal = cast(np.ndarray, arr[...])
             latents = open_latents(arr).compute(scheduler="threads")
             print(f"{name:<28}{str(signal.shape) + ' ' + signal.dtype.name:>22}"
                   f"{str(latents.shape) + ' ' + latents.dtype.name:>26}")

@@ -22,6 +22,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -335,8 +336,8 @@ def _plot(path: Path, codec, rows: list[dict]) -> None:
         if math.isnan(points[0][0]):
             ax.axhline(points[0][1], ls=":", color="gray", label=method)
             continue
-        style = dict(marker="*", ms=14, ls="none", color="crimson") if method == "WaLLoC" \
-            else dict(marker="o", ms=4)
+        style: dict[str, Any] = dict(marker="*", ms=14, ls="none", color="crimson") \
+            if method == "WaLLoC" else dict(marker="o", ms=4)
         ax.plot([p[0] for p in points], [p[1] for p in points], label=method, **style)
     ax.set_xlabel("bits per pixel" if image else "kbit/s")
     ax.set_ylabel("PSNR (dB)" if image else "SNR (dB)")

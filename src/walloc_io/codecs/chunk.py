@@ -155,7 +155,7 @@ def pack(rec: ChunkRecord) -> bytes:
 
 def unpack(data) -> ChunkRecord:
     """Parse a chunk record; any inconsistency is a :class:`BitstreamError`."""
-    buf = memoryview(np.frombuffer(data, np.uint8) if not isinstance(data, bytes) else data)
+    buf = memoryview(data if isinstance(data, bytes) else np.frombuffer(data, np.uint8).tobytes())
     try:
         magic, version, flags, code, ndim = _HEAD.unpack_from(buf, 0)
         if magic != MAGIC:

@@ -104,14 +104,20 @@ class ChunkCodecOptions:
     def resolved_fingerprint(self) -> str | None:
         return self.fingerprint or manifest_fingerprint(self._named_dir())
 
+    @property
+    def name(self) -> str:
+        """The preset name or directory the options give (one of them is always set)."""
+        return str(self.preset if self.preset is not None else self.path)
+
     def _named_dir(self) -> Path:
         from ..presets import resolve
 
         try:
-            return resolve(self.preset or self.path)
+            return resolve(self.name)
         except PresetError:
-            if self.fingerprint and find_codec_dir(self.fingerprint) is not None:
-                return find_codec_dir(self.fingerprint)
+            found = find_codec_dir(self.fingerprint) if self.fingerprint else None
+            if found is not None:
+                return found
             raise
 
     def codec_dir(self) -> Path:
@@ -120,9 +126,10 @@ class ChunkCodecOptions:
         from ..presets import resolve
 
         if self.fingerprint is None:
-            return resolve(self.preset or self.path)
+            return resolve(self.name)
+        named: Path | None
         try:
-            named = resolve(self.preset or self.path)
+            named = resolve(self.name)
         except PresetError:
             named = None
         if named is not None and manifest_fingerprint(named) == self.fingerprint:

@@ -62,7 +62,7 @@ class WallocZarrCodec(ArrayBytesCodec):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WallocZarrCodec:
         _, config = parse_named_configuration(data, "walloc", require_configuration=True)
-        return cls(**asdict(ChunkCodecOptions.from_config(config)))
+        return cls(**asdict(ChunkCodecOptions.from_config(dict(config or {}))))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": "walloc", "configuration": self.options.to_config()}

@@ -52,6 +52,7 @@ def encode(latents: np.ndarray, tables: EntropyTables) -> bytes:
             bits = tables.bits(c, m, k, r.ravel() + tables.radius(m))
             if best is None or bits < best[0]:
                 best = (bits, m, r)
+        assert best is not None  # tables offer at least one mode
         _, m, r = best
         modes.append(m)
         core, tail = split_escapes(r.ravel(), tables.radius(m))

@@ -145,7 +145,7 @@ class LatentCoder:
         return {"tables": self.tables}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["tables"])
+        LatentCoder.__init__(self, state["tables"])
 
     def _shape_check(self, shape: Sequence[int]) -> tuple[int, int]:
         if int(shape[0]) != self.tables.channels:

@@ -10,6 +10,7 @@ import hashlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -218,7 +219,9 @@ class EntropyTables:
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
-        np.savez_compressed(buf, **self._arrays())
+        # Any: mypy checks ``**`` values against ``allow_pickle: bool`` as well as ``**kwds``
+        arrays: dict[str, Any] = self._arrays()
+        np.savez_compressed(buf, **arrays)
         return buf.getvalue()
 
     def digest(self) -> bytes:
@@ -287,14 +290,18 @@ def fit_tables(
                                   for i, item in enumerate(residuals)) for c in range(channels)],
                              kind="stable")
     order = tuple(int(c) for c in energy_rank) if predictive else tuple(range(channels))
-    thresholds, freqs, tails = [None] * channels, [None] * channels, [None] * channels
+    # filled in coding order, keyed by channel; the tables list them by channel index
+    thresholds: dict[int, np.ndarray] = {}
+    freqs: dict[int, tuple[tuple[np.ndarray, ...], ...]] = {}
+    tails: dict[int, tuple[np.ndarray, ...]] = {}
     state = [Contexts(x.shape[1:]) for x in latents]
     for c in order:
         energies = [s.energy() for s in state]
         thresholds[c] = fit_thresholds(energies, contexts)
         lut = lookup_table(thresholds[c])
         ks = [bins(energy, lut).ravel() for energy in energies]
-        per_mode, per_tail = [], []
+        per_mode: list[tuple[np.ndarray, ...]] = []
+        per_tail: list[np.ndarray] = []
         for m, mode in enumerate(modes):
             radius = predict.alphabet_radius(mode, max_symbol)
             e = core_radius(radius)
@@ -311,7 +318,10 @@ def fit_tables(
         freqs[c], tails[c] = tuple(per_mode), tuple(per_tail)
         for i, s in enumerate(state):
             s.add(residuals[i][c][chosen[i][c]])
-    return EntropyTables(max_symbol, tuple(freqs), tuple(thresholds), order, precision, tuple(tails))
+    by_channel = range(channels)
+    return EntropyTables(max_symbol, tuple(freqs[c] for c in by_channel),
+                         tuple(thresholds[c] for c in by_channel), order, precision,
+                         tuple(tails[c] for c in by_channel))
 
 
 def _entropy(r: np.ndarray) -> float:

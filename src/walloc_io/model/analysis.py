@@ -11,6 +11,8 @@ rounding of a half-integer (a tie), which moves that latent by one.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 
@@ -30,7 +32,8 @@ class NativeAnalysis:
     def __init__(self, model: WallocModel) -> None:
         cfg = model.config
         self.channels, self.levels, self.ndim = cfg.channels, cfg.levels, cfg.signal_ndim
-        weight = model.encoder.weight.detach().to(torch.float64).cpu().numpy()
+        encoder = cast(torch.nn.Conv2d, model.encoder)  # a 1x1 Conv1d/Conv2d: weight, bias
+        weight = encoder.weight.detach().to(torch.float64).cpu().numpy()
         weight = weight.reshape(weight.shape[0], -1)
         if self.ndim == 2:  # packet channel t holds the (c, band_h, band_w) flat index order[t]
             order = _interleave_order(self.channels, self.levels).numpy()
@@ -38,7 +41,8 @@ class NativeAnalysis:
             laid[:, order] = weight
             weight = laid
         self.weight = np.ascontiguousarray(weight, dtype=np.float32)
-        self.bias = np.ascontiguousarray(model.encoder.bias.detach().cpu().numpy(), dtype=np.float32)
+        bias = encoder.bias if encoder.bias is not None else torch.zeros(weight.shape[0])
+        self.bias = np.ascontiguousarray(bias.detach().cpu().numpy(), dtype=np.float32)
         self.amplitude = float(model.companding.amplitude)
         self.max_symbol = int(model.companding.max_symbol)
         self.latent_channels = self.bias.size

@@ -53,8 +53,8 @@ class Decoder(nn.Module):
         self.residual: nn.Module | None = None
         if blocks > 0:
             tail = conv(ndim, hidden, packet)
-            nn.init.zeros_(tail.weight)
-            nn.init.zeros_(tail.bias)
+            for param in tail.parameters():  # weight and bias: the residual starts at zero
+                nn.init.zeros_(param)
             layers = [conv(ndim, latent, hidden, kernel), nn.GELU()]
             layers += [ResidualBlock(ndim, hidden, kernel, attention) for _ in range(blocks)]
             self.residual = nn.Sequential(*layers, nn.GELU(), tail)

@@ -18,7 +18,7 @@ training loop usually wants.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -26,18 +26,11 @@ import torch
 
 from ..bitstream import Header, read_header
 from ..errors import InputError, ModelMismatchError
+from ..latents import TARGETS, Deferred, Latents
 from ..presets import preset_for
-from ..signal import RANGE_DTYPES
 
 OUTPUTS = ("signal", "unit")
-TARGETS = ("signal", "latents", "deferred")  # what loaders hand on: see wds_decoder, ZarrDataset
-
-
-class Deferred(NamedTuple):
-    """One entropy-decoded stream whose decoder network has not run yet."""
-
-    codes: np.ndarray  # integer latents (L, *latent_shape)
-    header: Header
+__all__ = ["TARGETS", "BatchDecoder", "Deferred", "DeferredBatch", "Latents", "collate"]
 
 
 class DeferredBatch(NamedTuple):
@@ -63,24 +56,21 @@ class DeferredBatch(NamedTuple):
 
 def collate(batch: Sequence):
     """``collate_fn`` for DataLoader (or ``collation_fn`` for webdataset's ``.batched``):
-    :class:`Deferred` items become a :class:`DeferredBatch`; dicts, tuples and everything
-    else are collated as torch's ``default_collate`` does."""
-    from torch.utils.data import default_collate
+    :class:`Latents` items become a :class:`DeferredBatch`; dicts, tuples and everything
+    else are collated by torch's own ``collate`` with its default ``collate_fn_map``
+    (torch's extension hook for exactly this), so nothing of its recursion is copied."""
+    from torch.utils.data._utils.collate import collate as torch_collate
+    from torch.utils.data._utils.collate import default_collate_fn_map
 
-    elem = batch[0]
-    if isinstance(elem, Deferred):
-        return DeferredBatch.stack(batch)
-    if isinstance(elem, Mapping):
-        return {k: collate([b[k] for b in batch]) for k in elem}
-    if isinstance(elem, (tuple, list)):
-        if len({len(b) for b in batch}) != 1:
-            raise InputError("samples in a batch have different numbers of fields")
-        fields = [collate(list(f)) for f in zip(*batch)]
-        if hasattr(elem, "_fields"):  # a namedtuple
-            return type(elem)(*fields)
-        return tuple(fields) if isinstance(elem, tuple) else fields
-    return default_collate(batch)
+    def stack(items, *, collate_fn_map=None):
+        return DeferredBatch.stack(items)
 
+    try:
+        return torch_collate(batch, collate_fn_map={Latents: stack, **default_collate_fn_map})
+    except RuntimeError as exc:
+        if "each element in list of batch should be of equal size" in str(exc):
+            raise InputError("samples in a batch have different numbers of fields") from None
+        raise
 
 class BatchDecoder(torch.nn.Module):
     """Decoder network + inverse transform for a whole batch, on ``device``.
@@ -116,23 +106,24 @@ class BatchDecoder(torch.nn.Module):
         if not isinstance(batch, DeferredBatch):
             batch = DeferredBatch.stack([self._deferred(b) for b in batch])
         codec = self.codec_for(batch.headers)
-        for h in batch.headers:
-            codec._check(h)
-        y = codec.synthesise(batch.codes.to(self.device, non_blocking=True))
-        shapes = {(h.shape, h.dtype) for h in batch.headers}
-        if len(shapes) == 1 and output == "unit":
-            return _crop(y, batch.headers[0].shape).add(0.5).clamp_(0, 1)
-        out = [_restore(y[i], h) if output == "signal" else _crop(y[i], h.shape).add(0.5).clamp_(0, 1)
-               for i, h in enumerate(batch.headers)]
-        return torch.stack(out) if len(shapes) == 1 else out
+        return codec.reconstruct(batch.codes.to(self.device, non_blocking=True), batch.headers,
+                                 output=output)
 
-    def _deferred(self, item) -> Deferred:
-        if isinstance(item, Deferred):
+    def to(self, *args, **kwargs):  # the model lives in the codec, not in registered modules
+        device = torch.device(args[0] if args else kwargs.get("device", self.device))
+        if device != self.device:
+            from ..codec import pick_device
+
+            self.device = pick_device(device)
+            self._codec = None if self._codec is None else _load(self._codec, self.device)
+        return self
+
+    def _deferred(self, item) -> Latents:
+        if isinstance(item, Latents):
             return item
         if isinstance(item, (bytes, bytearray, memoryview)):
             header = read_header(bytes(item))
-            codec = self.codec_for([header])
-            return Deferred(*reversed(codec.read(bytes(item))))
+            return self.codec_for([header]).entropy_decode(bytes(item))
         raise InputError(f"cannot decode a {type(item).__name__}: expected Deferred items or "
                          ".wlc streams")
 
@@ -143,29 +134,3 @@ def _load(codec, device):
     if isinstance(codec, Codec):
         return codec if codec.device == device else load_codec(codec.source, device=device)
     return load_codec(codec, device=device)
-
-
-def _crop(y: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    return y[(..., *(slice(0, n) for n in shape))]
-
-
-_TORCH_DTYPES = {"uint8": torch.uint8, "int16": torch.int16, "uint16": torch.uint16,
-                 "float32": torch.float32, "float64": torch.float64}
-
-
-def _restore(y: torch.Tensor, h: Header) -> torch.Tensor:
-    """:func:`walloc_io.signal.restore` on the device."""
-    v = _crop(y, h.shape).double() + 0.5
-    if h.normalisation is None:
-        low, span = RANGE_DTYPES[h.dtype]
-    else:
-        norm = torch.as_tensor(np.asarray(h.normalisation), dtype=torch.float64, device=y.device)
-        bshape = (-1,) + (1,) * len(h.shape)
-        low, span = norm[:, 0].reshape(bshape), norm[:, 1].reshape(bshape)
-    v = v * span + low
-    if np.dtype(h.dtype).kind in "iu":
-        info = np.iinfo(h.dtype)
-        v = v.round().clamp(info.min, info.max)
-        if h.dtype == "uint16":  # few torch ops take uint16: go through int32
-            return v.to(torch.int32).to(torch.uint16)
-    return v.to(_TORCH_DTYPES[h.dtype])

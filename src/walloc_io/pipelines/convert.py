@@ -42,10 +42,12 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal, cast
 
 import numpy as np
 
 from ..errors import InputError, WallocError
+from ..media import Signal
 from ..presets import PRESET_DIR
 
 MARKERS = ".walloc-convert"
@@ -149,22 +151,26 @@ def _open_array(path: Path, variable: str | None):
 
         f = h5py.File(path, "r")
         if variable not in f:
-            raise InputError(f"{path} has no dataset {variable!r} (has {sorted(f)})")
+            raise InputError(f"{path} has no dataset {variable!r} (has {sorted(map(str, f))})")
         return f[variable]
     import xarray as xr
 
     ds = xr.open_dataset(path, mask_and_scale=False)
     if variable not in ds:
-        raise InputError(f"{path} has no variable {variable!r} (has {sorted(ds.data_vars)})")
+        raise InputError(f"{path} has no variable {variable!r} (has {sorted(map(str, ds.data_vars))})")
     return ds[variable]
 
 
 # -- worker side ---------------------------------------------------------------------------------
-def run_task(job: Job, kind: str, task: dict, array_info: dict | None = None) -> dict:
-    """Convert one task and mark it done; returns its statistics."""
+def _one_torch_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def run_task(job: Job, kind: str, task: dict, array_info: dict | None = None) -> dict:
+    """Convert one task and mark it done; returns its statistics. Changes nothing about the
+    worker (thread counts included): a user's own cluster stays as it was."""
     from ..codec import load_codec
 
     codec = load_codec(job.codec, device="cpu")
@@ -175,6 +181,7 @@ def run_task(job: Job, kind: str, task: dict, array_info: dict | None = None) ->
     elif kind == "shards":
         stats = _shard_to_zarr(job, codec, task)
     else:
+        assert array_info is not None  # array tasks always carry the array's layout
         stats = _array_rows(job, codec, task, array_info)
     from ..media import write_atomic
 
@@ -210,7 +217,7 @@ def _folder_item(job: Job, codec, item: dict, task_id: str) -> dict:
 def _group(job: Job):
     import zarr
 
-    return zarr.open_group(job.partial, mode="a", zarr_format=job.zarr_format)
+    return zarr.open_group(job.partial, mode="a", zarr_format=cast(Literal[2, 3], job.zarr_format))
 
 
 def _write_item(job: Job, codec, group, name: str, sig, attrs: dict):
@@ -295,11 +302,12 @@ def _to_shard(job: Job, codec, kind: str, task: dict) -> dict:
         stats["input_bytes"] = os.path.getsize(task["shard"])
         try:
             for key, fields in wds_shards.read_samples(task["shard"]):
-                pending = []
+                pending: list[tuple[str, Any]] | None = []
                 signal_fields = _signal_fields(codec, fields)
                 for member in signal_fields:
                     label = f"{task['name']}:{key}.{member}"
                     try:
+                        assert pending is not None
                         pending.append((_wlc_field(member, fields, {n for n, _ in pending}),
                                         _read_item(codec, f"{key}.{member}", label, fields[member])))
                     except WallocError as exc:
@@ -325,8 +333,6 @@ def _to_shard(job: Job, codec, kind: str, task: dict) -> dict:
             signals.append((len(samples), "wlc", sig))
             samples.append((item["name"], {}))
     else:
-        from ..media import Signal
-
         rows = np.asarray(_open_array(Path(task["path"]), task["variable"])[task["start"]:task["stop"]])
         for i, row in enumerate(rows):
             name = f"{task['start'] + i:08d}"
@@ -344,7 +350,7 @@ def _to_shard(job: Job, codec, kind: str, task: dict) -> dict:
     stats["items"] = len(signals)
     stats["names"] = [samples[i][0] for i, _, _ in signals]
     if job.verify and signals:
-        sig = signals[0][2]
+        sig = cast(Signal, signals[0][2])
         stats["quality"] = [_quality(codec.config.modality, sig.data, codec.decode(blobs[0]))]
     stats["output_bytes"] = wds_shards.write_shard(Path(job.partial) / task["name"], samples) \
         if samples else 0
@@ -388,7 +394,8 @@ def _array_rows(job: Job, codec, task: dict, info: dict) -> dict:
     stats = {"id": task["id"], "items": len(rows), "skipped": [],
              "input_bytes": int(rows.nbytes), "output_bytes": 0}
     if job.verify:
-        stats["quality"] = [_quality(codec.config.modality, rows[0], arr[task["start"]])]
+        stats["quality"] = [_quality(codec.config.modality, rows[0],
+                                     np.asarray(arr[task["start"]]))]
     return stats
 
 
@@ -422,8 +429,9 @@ def _create(group, name: str, shape, chunks, dtype, job: Job, sample_rate: int =
 
     path = resolve(job.codec)  # a codec directory wins over a preset of the same name, as in load_codec
     # the path as given (never made absolute) plus the fingerprint, which finds it anywhere
-    options = ChunkCodecOptions(**({"preset": job.codec} if path.parent == PRESET_DIR
-                                   else {"path": str(job.codec)}), sample_rate=sample_rate)
+    named = path.parent == PRESET_DIR
+    options = ChunkCodecOptions(preset=job.codec if named else None,
+                                path=None if named else str(job.codec), sample_rate=sample_rate)
     if job.zarr_format == 3:
         serializer = {"name": "walloc", "configuration": options.to_config()}
         return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype,
@@ -479,7 +487,7 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
     if fmt == "zarr":
         import zarr
 
-        group = zarr.open_group(partial, mode="a", zarr_format=zarr_format)
+        group = zarr.open_group(partial, mode="a", zarr_format=cast(Literal[2, 3], zarr_format))
         if kind == "array":
             info = _prepare_array(group, src, model, zarr_format, items_per_task, codec, tile)
     else:
@@ -502,7 +510,7 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
         summary.output_bytes += s.get("output_bytes", 0)
         summary.quality += s.get("quality", [])[: max(0, verify - len(summary.quality))]
         names += s.get("names", [])
-    if kind == "array" and fmt == "zarr":
+    if kind == "array" and fmt == "zarr" and info is not None:
         summary.output_bytes = _array_bytes(partial / info["name"])
     if strict and summary.skipped:
         raise InputError(f"{len(summary.skipped)} bad items (strict): " + "; ".join(
@@ -552,6 +560,7 @@ def _run_distributed(job, kind, todo, info, workers, scheduler, client, progress
             cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
                                                processes=True, dashboard_address=None)
             client = own = distributed.Client(cluster)
+            client.run(_one_torch_thread)  # our own workers only: one process per core
     try:
         futures = [client.submit(run_task, job, kind, t, info, key=f"walloc-convert-{t['id']}",
                                  pure=False) for t in todo]

@@ -19,12 +19,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import InputError
-from .batch import TARGETS, Deferred
+from ..latents import TARGETS, Deferred
 
 
 class ZarrDataset(torch.utils.data.Dataset):
@@ -52,7 +53,9 @@ class ZarrDataset(torch.utils.data.Dataset):
         self._single = False  # one array that is a single item (no leading axes)
         self._stored: dict = {}  # name -> StoredArray, in this process (not pickled)
         if isinstance(node, zarr.Group) and "items" in node:
-            self.names = sorted(node["items"].array_keys())
+            items = node["items"]
+            assert isinstance(items, zarr.Group)  # walloc convert writes a group of arrays
+            self.names: list[str | None] = list(sorted(items.array_keys()))
         else:
             if isinstance(node, zarr.Group) and "signals" not in node:
                 raise InputError(f"{source}: a group without 'items' or 'signals'")
@@ -84,7 +87,7 @@ class ZarrDataset(torch.utils.data.Dataset):
         return self._node[name] if name == "signals" else self._node["items"][name]
 
     def _stored_array(self, name):
-        from .zarr_dask import StoredArray
+        from ..codecs.stored import StoredArray
 
         if name not in self._stored:
             self._stored[name] = StoredArray(self._array(name))
@@ -97,6 +100,7 @@ class ZarrDataset(torch.utils.data.Dataset):
         index %= n
         name = self.names[0] if self.rows is not None else self.names[index]
         lead = (index,) if self.rows is not None and not self._single else ()
+        value: Any
         if self.to == "signal":
             value = np.asarray(self._array(name)[lead or ...])
         else:
@@ -109,7 +113,7 @@ class ZarrDataset(torch.utils.data.Dataset):
         if not self.attrs:
             return value
         arr = self._array(name)
-        return (value, *(_attr(arr, a, name) for a in self.attrs))
+        return (value, *(_attr(arr, a, str(name)) for a in self.attrs))
 
 
 def _attr(arr, key: str, name: str):

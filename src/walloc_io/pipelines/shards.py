@@ -64,7 +64,8 @@ def split_name(name: str) -> tuple[str, str]:
 def read_samples(shard: str | Path) -> Iterator[Sample]:
     """The samples of one shard, in order. A damaged or truncated shard raises
     :class:`InputError` naming it (after the samples read intact)."""
-    key, fields = None, {}
+    key: str | None = None
+    fields: dict[str, bytes] = {}
     try:
         with tarfile.open(shard, mode="r:*") as tar:
             for member in tar:

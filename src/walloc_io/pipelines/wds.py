@@ -28,8 +28,8 @@ Writing::
 from __future__ import annotations
 
 from ..errors import InputError
+from ..latents import TARGETS, Deferred
 from ..presets import preset_for
-from .batch import TARGETS, Deferred
 
 EXTENSIONS = ("wlc",)
 

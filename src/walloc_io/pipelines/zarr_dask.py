@@ -17,7 +17,6 @@ multiples of ``2**J`` (or span the axis) so the latents of neighbouring chunks t
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from pathlib import Path
@@ -25,116 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from ..codecs.chunk import ChunkLayoutError, decode_chunks, encode_chunk
-from ..codecs.options import ChunkCodecOptions
+from ..codecs.chunk import ChunkLayoutError, decode_chunks
+from ..codecs.stored import StoredArray, stored_array
 from ..errors import InputError
-
-
-class StoredArray:
-    """A WaLLoC-encoded Zarr array: its codec settings and raw chunk records."""
-
-    def __init__(self, source: Any) -> None:
-        import zarr
-
-        self.source = str(source) if isinstance(source, (str, Path)) else source
-        array = zarr.open_array(self.source, mode="r") if isinstance(self.source, str) else source
-        self.array = array
-        meta = array.metadata
-        self.shape, self.dtype = tuple(array.shape), np.dtype(array.dtype)
-        self.chunks = tuple(array.chunks)
-        config, self.bytes_codecs = _walloc_options(meta)
-        self.options = ChunkCodecOptions.from_config(config)
-        self.channel_last = self.options.channel_last
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        if isinstance(self.source, str):
-            state["array"] = None  # reopened by path in the worker
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        if self.array is None:
-            import zarr
-
-            self.array = zarr.open_array(self.source, mode="r")
-
-    def codec(self, device: str = "cpu"):
-        return self.options.load(device)
-
-    @property
-    def grid(self) -> tuple[int, ...]:
-        return tuple(math.ceil(n / c) for n, c in zip(self.shape, self.chunks))
-
-    def record(self, coords: tuple[int, ...]) -> bytes | None:
-        """The stored chunk record at ``coords`` (None where zarr stored nothing)."""
-        return self.records([coords])[0]
-
-    def records(self, coords_list: list[tuple[int, ...]]) -> list[bytes | None]:
-        """The stored records of many chunks, fetched concurrently in one event-loop call."""
-        import asyncio
-
-        from zarr.core.buffer import default_buffer_prototype
-        from zarr.core.sync import sync
-
-        a = self.array._async_array
-        prototype = default_buffer_prototype()
-
-        async def one(coords):
-            buf = await (a.store_path / a.metadata.encode_chunk_key(coords)).get(prototype=prototype)
-            if buf is None:
-                return None
-            spec = a.metadata.get_chunk_spec(coords, a.config, prototype)
-            for c in reversed(self.bytes_codecs):
-                (buf,) = await c.decode([(buf, spec)])
-            return buf.to_bytes()
-
-        async def gather():
-            return await asyncio.gather(*(one(c) for c in coords_list))
-
-        return list(sync(gather()))
-
-    def fill_chunk(self) -> np.ndarray:
-        """A chunk holding only the fill value (what zarr does not store)."""
-        fill = self.array.metadata.fill_value
-        return np.full(self.chunks, 0 if fill is None else fill, self.dtype)
-
-    @functools.cached_property
-    def fill_record(self) -> bytes:
-        """The record such a chunk would have had: its latents are the fill value's."""
-        return encode_chunk(self.codec(), self.fill_chunk(), channel_last=self.channel_last)
-
-
-def _walloc_options(meta) -> tuple[dict, list]:
-    from ..codecs.numcodec import WallocCodec
-    from ..codecs.zarr3 import WallocZarrCodec
-
-    if getattr(meta, "zarr_format", 3) == 2:
-        if isinstance(meta.compressor, WallocCodec) and not meta.filters:
-            return meta.compressor.get_config(), []
-        raise InputError(f"not a WaLLoC-encoded Zarr array (compressor {meta.compressor!r}, "
-                         f"filters {meta.filters!r})")
-    codecs = list(meta.codecs)
-    for i, c in enumerate(codecs):
-        if isinstance(c, WallocZarrCodec):
-            if i:
-                raise InputError("array-to-array codecs before walloc are not supported here")
-            return c.to_dict()["configuration"], codecs[i + 1:]
-    names = [c.to_dict().get("name") for c in codecs]
-    raise InputError(f"not a WaLLoC-encoded Zarr array (codecs {names})")
-
-
-@functools.lru_cache(maxsize=32)
-def _opened(source: str) -> StoredArray:
-    return StoredArray(source)
-
-
-def _stored(source) -> StoredArray:
-    if isinstance(source, StoredArray):
-        return source
-    if isinstance(source, (str, Path)):
-        return _opened(str(source))
-    return StoredArray(source)
 
 
 def _block_task(stored: StoredArray, coords_list: list[tuple[int, ...]], to: str,
@@ -158,7 +50,7 @@ def _build(source, to: str, chunks_per_task: int, device: str, dequantise: bool 
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
 
-    stored = _stored(source)
+    stored = stored_array(source)
     config = stored.codec("cpu").config
     nd = config.signal_ndim + 1
     ndim = len(stored.shape)
@@ -190,7 +82,7 @@ def _build(source, to: str, chunks_per_task: int, device: str, dequantise: bool 
         per_axis.append(sizes)
     name = f"walloc-{to}-" + tokenize(stored.source if isinstance(stored.source, str) else id(stored),
                                       to, chunks_per_task, device, dequantise)
-    dsk = {}
+    dsk: dict[Any, Any] = {}
     for block in itertools.product(*(range(len(s)) for s in per_axis)):
         first = block[0] * group if group > 1 else block[0]
         coords_list = [(i, *block[1:]) for i in range(first, min(first + group, grid[0]))]
@@ -209,18 +101,49 @@ def _crop(block: np.ndarray, want: tuple[int, ...]) -> np.ndarray:
     return block[tuple(slice(0, n) for n in want)]
 
 
+def _arrays(source):
+    """A WaLLoC array as is, or the group ``walloc convert`` writes: its ``signals`` array, or
+    ``{name: array}`` for its ``items/`` (items may differ in size, so one Dask array each)."""
+    import zarr
+
+    if isinstance(source, (str, Path)):
+        node = zarr.open(str(source), mode="r")
+        prefix = str(source).rstrip("/")
+    else:
+        node, prefix = source, None
+    if not isinstance(node, zarr.Group):
+        return source
+    if "signals" in node:
+        return f"{prefix}/signals" if prefix else node["signals"]
+    if "items" in node:
+        names = sorted(node["items"].array_keys())
+        return {n: f"{prefix}/items/{n}" if prefix else node["items"][n] for n in names}
+    raise InputError(f"{source}: a Zarr group without 'signals' or 'items' (not a walloc convert "
+                     "output); pass one of its arrays")
+
+
+def _each(source, build):
+    arrays = _arrays(source)
+    return {n: build(a) for n, a in arrays.items()} if isinstance(arrays, dict) else build(arrays)
+
+
 def open_latents(source, *, dequantise: bool = False, chunks_per_task: int = 8):
     """A WaLLoC-encoded Zarr array (path or ``zarr.Array``) as a Dask array of its integer
     latents (``int32``), or of dequantised floats (``float32``, the linear encoder's output
     before companding) with ``dequantise=True``. Only entropy decoding runs, never the
     decoder network: each task reads ``chunks_per_task`` chunks along axis 0 concurrently
-    and entropy-decodes all their streams in one native call."""
-    return _build(source, "latents", chunks_per_task, "cpu", dequantise)
+    and entropy-decodes all their streams in one native call.
+
+    The group ``walloc convert`` writes works too: its ``signals`` array gives one Dask
+    array, its ``items/`` a ``{name: Dask array}`` dict (items may differ in size).
+    """
+    return _each(source, lambda a: _build(a, "latents", chunks_per_task, "cpu", dequantise))
 
 
 def decode_array(source, *, to: str = "signal", chunks_per_task: int = 8, device: str = "auto"):
     """A WaLLoC-encoded Zarr array decoded lazily by Dask: each task decodes
-    ``chunks_per_task`` chunks along axis 0 in one batched call on ``device``."""
+    ``chunks_per_task`` chunks along axis 0 in one batched call on ``device``. Accepts the
+    group ``walloc convert`` writes as :func:`open_latents` does."""
     if to not in ("signal", "latents"):
         raise InputError(f"to must be 'signal' or 'latents', got {to!r}")
-    return _build(source, to, chunks_per_task, device)
+    return _each(source, lambda a: _build(a, to, chunks_per_task, device))

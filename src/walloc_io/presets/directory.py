@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,7 +48,9 @@ def save_codec_dir(
     tmp.mkdir()
     weights = inference_state(model)
     fp = fingerprint(model.config, weights, tables)
-    np.savez(tmp / f"weights-{fp[:8]}.npz", **weights)
+    # Any: mypy checks ``**`` values against ``allow_pickle: bool`` as well as ``**kwds``
+    arrays: dict[str, Any] = weights
+    np.savez(tmp / f"weights-{fp[:8]}.npz", **arrays)
     tables.save(tmp / "tables.npz")
     (tmp / "config.json").write_text(json.dumps(model.config.to_dict(), indent=1) + "\n")
     manifest = {"fingerprint": fp, "format": 1, **(extra or {})}

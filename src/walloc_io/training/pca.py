@@ -37,6 +37,7 @@ def _flatten(packet: torch.Tensor) -> torch.Tensor:
 
 
 def _set(layer: torch.nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> None:
-    shape = layer.weight.shape
-    layer.weight.copy_(weight.reshape(shape).to(layer.weight.dtype))
-    layer.bias.copy_(bias.to(layer.bias.dtype))
+    # get_parameter: typed as a Parameter, where attribute access on a Module is Tensor | Module
+    w, b = layer.get_parameter("weight"), layer.get_parameter("bias")
+    w.copy_(weight.reshape(w.shape).to(w.dtype))
+    b.copy_(bias.to(b.dtype))
