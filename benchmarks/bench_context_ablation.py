@@ -25,10 +25,10 @@ import numpy as np
 from report import emit
 
 from walloc_io import load_codec
-from walloc_io.cli.evaluate import _items
 from walloc_io.entropy import predict
 from walloc_io.entropy.context import Contexts, bins, fit_thresholds, lookup_table
 from walloc_io.entropy.tables import PRECISION, quantise_counts
+from walloc_io.evaluation import items as _items
 
 CONTEXTS = 16
 

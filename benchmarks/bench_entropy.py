@@ -33,8 +33,8 @@ from bench_codec import latents_as_webp
 from PIL import Image
 
 from walloc_io import bitstream, load_codec
-from walloc_io.cli.evaluate import _items as eval_items
 from walloc_io.entropy import format1
+from walloc_io.evaluation import items as eval_items
 
 
 def webp_bytes(latents: np.ndarray) -> int:

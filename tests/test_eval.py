@@ -64,7 +64,7 @@ def test_mp3_baseline_is_aligned_for_codec_delay(codec_rate):
     """MP3 decoders return the signal late (encoder delay + padding). Unaligned, a tone gets a
     negative SNR; aligned, the round trip keeps it well (also after resampling)."""
     pytest.importorskip("scipy")
-    from walloc_io.cli.evaluate import _sndfile_round_trip
+    from walloc_io.evaluation.rd import sndfile_round_trip as _sndfile_round_trip
 
     t = np.arange(44100 * 2) / 44100
     tone = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.1 * np.sin(2 * np.pi * 1210 * t)
@@ -81,7 +81,7 @@ def test_mp3_baseline_is_aligned_for_codec_delay(codec_rate):
 def test_flac_baseline_is_lossless_and_sized_by_its_bytes():
     """libsndfile seeks back to write FLAC's header: the size is the buffer's length, not
     the write position (which once reported 18 bytes for 20 s of music)."""
-    from walloc_io.cli.evaluate import _sndfile_round_trip
+    from walloc_io.evaluation.rd import sndfile_round_trip as _sndfile_round_trip
 
     rng = np.random.default_rng(0)
     clip = np.cumsum(rng.integers(-300, 300, (2, 48000)), axis=1).clip(-32768, 32767).astype(np.int16)

@@ -162,3 +162,17 @@ def test_tables_save_load_and_pickle(tmp_path):
             for a, b in zip(loaded.frequencies[c][m], tables.frequencies[c][m]):
                 np.testing.assert_array_equal(a, b)
     assert pickle.loads(pickle.dumps(tables)).digest() == tables.digest()
+
+
+def test_tables_and_headers_have_value_semantics():
+    from walloc_io.bitstream import Header
+
+    latents = list(random_walk((4, 2, 8, 8)))
+    a, b = fit_tables(latents, 127, predictive=True), fit_tables(latents, 127, predictive=True)
+    other = fit_tables(latents[:2], 127, predictive=True)
+    assert a == b and a != other and len({a, b, other}) == 2
+    h = Header("image", "predictive", "float32", "ab" * 16, 3, (16, 16), (0, 0), 12, (2, 2),
+               np.array([[0.0, 1.0]] * 3))
+    same = Header("image", "predictive", "float32", "ab" * 16, 3, (16, 16), (0, 0), 12, (2, 2),
+                  np.array([[0.0, 1.0]] * 3))
+    assert h == same and hash(h) == hash(same) and len({h, same}) == 1

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 MAGIC = b"WLCK"
 VERSION = 1
-DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
+DTYPES = bitstream.DTYPES  # one dtype table for the stream and the chunk record
 NAN_POLICIES = ("raise", "mask")
 _CHANNEL_LAST, _MASK = 1, 2
 _HEAD = struct.Struct("<4sBBBB")

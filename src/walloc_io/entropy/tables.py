@@ -197,6 +197,15 @@ class EntropyTables:
         size = 2 * self.radius(mode) + 1
         return float(self._models[key][contexts.astype(np.intp) * size + symbols].sum())
 
+    def __eq__(self, other: object) -> bool:
+        """Value semantics: the same integers (what :meth:`digest` hashes), caches aside."""
+        if not isinstance(other, EntropyTables):
+            return NotImplemented
+        return self.digest() == other.digest()
+
+    def __hash__(self) -> int:
+        return hash(self.digest())
+
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_models"] = {}
