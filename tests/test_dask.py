@@ -152,8 +152,9 @@ def test_views_accept_the_group_walloc_convert_writes(tmp_path):
 
     from .conftest import smooth_images
 
-    for i, (h, w) in enumerate([(64, 64), (48, 80)]):
-        Image.fromarray(smooth_images(1, (h, w), seed=i)[0].transpose(1, 2, 0)).save(src / f"p{i}.png")
+    originals = [smooth_images(1, (h, w), seed=i)[0] for i, (h, w) in enumerate([(64, 64), (48, 80)])]
+    for i, image in enumerate(originals):
+        Image.fromarray(image.transpose(1, 2, 0)).save(src / f"p{i}.png")
     out = tmp_path / "out.zarr"
     convert(str(src), str(out), "rgb-16x", workers=1, verify=0)
     lat = walloc_io.open_latents(out)  # the group: one Dask array per item
@@ -161,6 +162,8 @@ def test_views_accept_the_group_walloc_convert_writes(tmp_path):
     group = zarr.open_group(out, mode="r")
     np.testing.assert_array_equal(lat["p0"].compute(),
                                   walloc_io.open_latents(group["items/p0"]).compute())
+    codec = walloc_io.load_codec("rgb-16x", device="cpu")  # the latents of the photo itself
+    np.testing.assert_array_equal(lat["p1"].compute(), codec.decode_latents(codec.encode(originals[1])))
     signals = walloc_io.decode_array(str(out), device="cpu")
     assert signals["p0"].shape == (3, 64, 64)
     with pytest.raises(walloc_io.InputError, match="without 'signals' or 'items'"):

@@ -127,9 +127,20 @@ def test_zarr_stores(codec, name):
     expected = np.load(ROOT / "stores.npz")[name]
     assert arr.shape == expected.shape and arr.dtype == np.uint8
     assert np.abs(arr[:].astype(int) - expected).max() <= 1
-    if name != "sharded":  # latent views read raw chunk records (sharding: not yet)
-        lat = walloc_io.open_latents(store).compute()
-        assert lat.shape == (2, 12, 6, 8)
+    lat = walloc_io.open_latents(store).compute()  # records located through shard indexes
+    assert lat.shape == ((2, 12, 12, 16) if name == "sharded" else (2, 12, 6, 8))
+    decoded = walloc_io.decode_array(store, device="cpu").compute()
+    assert np.abs(decoded.astype(int) - expected).max() <= 1
+
+
+def test_sharded_latents_are_those_of_the_same_inner_chunks_unsharded(codec):
+    """The sharded fixture's top-left inner chunks hold the v3 fixture's items."""
+    sharded = walloc_io.open_latents(ROOT / "sharded.zarr", chunks_per_task=1).compute()
+    plain = walloc_io.open_latents(ROOT / "v3.zarr").compute()
+    np.testing.assert_array_equal(sharded[:, :, :6, :8], plain)
+    ds = walloc_io.ZarrDataset(str(ROOT / "sharded.zarr"), to="latents", output="numpy")
+    assert len(ds) == 2
+    np.testing.assert_array_equal(ds[1], sharded[1])
 
 
 def test_webdataset_shard(codec):
