@@ -4,9 +4,11 @@ and the CPU analysis (packet transform + linear encoder + companding)."""
 from setuptools import Extension, setup
 
 FLAGS = ["-O3", "-std=c11", "-ffp-contract=off", "-Wall", "-Wno-unused-parameter"]
+HEADERS = ["src/walloc_io/_scratch.h"]
 
 setup(ext_modules=[
-    Extension("walloc_io.entropy._rans", ["src/walloc_io/entropy/_rans.c"], extra_compile_args=FLAGS),
-    Extension("walloc_io.model._analysis", ["src/walloc_io/model/_analysis.c"],
+    Extension("walloc_io.entropy._rans", ["src/walloc_io/entropy/_rans.c"], depends=HEADERS,
+              extra_compile_args=FLAGS),
+    Extension("walloc_io.model._analysis", ["src/walloc_io/model/_analysis.c"], depends=HEADERS,
               extra_compile_args=FLAGS, libraries=["m"]),
 ])

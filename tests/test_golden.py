@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from importlib.resources import files
 from pathlib import Path
 
@@ -22,10 +21,11 @@ import pytest
 import walloc_io
 from walloc_io.media import read_signal
 
+from .common import golden_codec
+
 GOLDEN_ROOT = Path(__file__).parent / "golden"
 FORMATS = {1: GOLDEN_ROOT / "format1", 2: GOLDEN_ROOT / "format2"}
 GOLDEN = FORMATS[2]  # what REGENERATE rewrites
-REGENERATE = os.environ.get("WALLOC_REGENERATE_GOLDEN") == "1"
 
 
 def inputs() -> dict[str, np.ndarray]:
@@ -51,10 +51,7 @@ def regenerate(codec) -> None:
 
 @pytest.fixture(scope="module")
 def codec():
-    codec = walloc_io.load_codec("rgb-16x", device="cpu")
-    if REGENERATE:
-        regenerate(codec)
-    return codec
+    return golden_codec(regenerate)
 
 
 @pytest.mark.parametrize("version", sorted(FORMATS))

@@ -10,7 +10,6 @@ Written once with rgb-16x; regenerate (only on purpose) with
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -20,10 +19,10 @@ import pytest
 import walloc_io
 from walloc_io.codecs import chunk
 
+from .common import golden_codec
 from .conftest import smooth_images
 
 ROOT = Path(__file__).parent / "golden" / "stores"
-REGENERATE = os.environ.get("WALLOC_REGENERATE_GOLDEN") == "1"
 SERIALIZER = {"name": "walloc", "configuration": {"preset": "rgb-16x"}}
 
 
@@ -99,10 +98,7 @@ def _read_shard(shard: Path):
 
 @pytest.fixture(scope="module")
 def codec():
-    codec = walloc_io.load_codec("rgb-16x", device="cpu")
-    if REGENERATE:
-        regenerate(codec)
-    return codec
+    return golden_codec(regenerate)
 
 
 def test_chunk_record(codec):

@@ -19,6 +19,7 @@ from walloc_io import BitstreamError, InputError  # noqa: E402
 from walloc_io.codecs.chunk import ChunkLayoutError, decode_chunk, encode_chunk, unpack  # noqa: E402
 from walloc_io.metrics import psnr  # noqa: E402
 
+from .common import check_config  # noqa: E402
 from .conftest import smooth_images  # noqa: E402
 
 RGB = {"name": "walloc", "configuration": {"preset": "rgb-16x"}}
@@ -131,7 +132,8 @@ def test_numcodecs_config_and_pickle(stack):
     codec = numcodecs.get_codec({"id": "walloc", "preset": "rgb-16x", "nan": "mask"})
     assert isinstance(codec, WallocCodec)
     config = codec.get_config()
-    assert json.loads(json.dumps(config)) == config
+    assert json.loads(json.dumps(config)) == config and "device" not in config
+    check_config(WallocCodec, {"preset": "rgb-16x", "nan": "mask", "device": "cpu"})  # 0.1 key
     blob = codec.encode(stack[:1])
     clone = pickle.loads(pickle.dumps(codec))
     assert clone.get_config() == config and clone._model is None

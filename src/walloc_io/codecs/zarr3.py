@@ -32,32 +32,23 @@ from .options import ChunkCodecOptions
 
 
 @dataclass(frozen=True)
-class WallocZarrCodec(ArrayBytesCodec):
+class WallocZarrCodec(ChunkCodecOptions, ArrayBytesCodec):
     """Zarr v3 serializer storing each chunk as WaLLoC streams (one per leading-axis item).
 
-    Its configuration is :class:`~walloc_io.codecs.options.ChunkCodecOptions` (the
+    Its fields are those of :class:`~walloc_io.codecs.options.ChunkCodecOptions` (the
     fingerprint is filled in when the array is created); the decoding device is not stored
     (``WALLOC_DEVICE``, default CPU).
     """
 
-    preset: str | None = None
-    path: str | None = None
-    fingerprint: str | None = None
-    channel_last: bool = False
-    nan: str = "raise"
-    sample_rate: int = 0
-
     is_fixed_size = False
 
     def __post_init__(self) -> None:
-        opts = ChunkCodecOptions(self.preset, self.path, self.fingerprint, self.channel_last,
-                                 self.nan, self.sample_rate)
-        object.__setattr__(self, "fingerprint", opts.resolved_fingerprint())
+        super().__post_init__()
+        object.__setattr__(self, "fingerprint", self.resolved_fingerprint())
 
     @property
     def options(self) -> ChunkCodecOptions:
-        return ChunkCodecOptions(self.preset, self.path, self.fingerprint, self.channel_last,
-                                 self.nan, self.sample_rate)
+        return ChunkCodecOptions(**{k: getattr(self, k) for k in ChunkCodecOptions.keys()})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WallocZarrCodec:

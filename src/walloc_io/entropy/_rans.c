@@ -64,27 +64,9 @@ typedef struct {
 
 /* ---------------------------------------------------------------- scratch */
 
-/* Per-thread work buffers, reused across calls: a fresh malloc of a few MB per stream costs
- * page faults comparable to the coding itself. Buffers above SCRATCH_KEEP are not kept. */
 #define SCRATCH_KEEP ((size_t)64 << 20)
 enum { S_OPS, S_WORDS, S_TOTAL, S_COLSUM, S_ZEROS, S_K, S_ALIGN, S_SLOTS };
-typedef struct { void *p; size_t cap; } Slot;
-static _Thread_local Slot slots[S_SLOTS];
-
-static void *scratch(int i, size_t bytes) {
-    Slot *s = &slots[i];
-    if (s->cap < bytes || !s->p) {
-        free(s->p);
-        s->p = malloc(bytes ? bytes : 1);
-        s->cap = s->p ? bytes : 0;
-    }
-    return s->p;
-}
-
-static void scratch_done(void) {
-    for (int i = 0; i < S_SLOTS; i++)
-        if (slots[i].cap > SCRATCH_KEEP) { free(slots[i].p); slots[i].p = NULL; slots[i].cap = 0; }
-}
+#include "../_scratch.h"
 
 /* ---------------------------------------------------------------- tables */
 

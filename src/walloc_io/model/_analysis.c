@@ -117,27 +117,9 @@ static void packet_columns(float *plane, int H, int W, int levels, float **order
     memcpy(order, work, sizeof(float *) * H); /* the same permutation for every strip */
 }
 
-/* Per-thread work buffers reused across calls (fresh multi-MB mallocs cost page faults on
- * the order of the transform itself); buffers above SCRATCH_KEEP are released after a call. */
 #define SCRATCH_KEEP ((size_t)256 << 20)
 enum { S_DATA, S_S, S_D, S_ORDER, S_TMP, S_WORK, S_X, S_ACC, S_SLOTS };
-typedef struct { void *p; size_t cap; } Slot;
-static _Thread_local Slot slots[S_SLOTS];
-
-static void *scratch(int i, size_t bytes) {
-    Slot *s = &slots[i];
-    if (s->cap < bytes || !s->p) {
-        free(s->p);
-        s->p = malloc(bytes ? bytes : 1);
-        s->cap = s->p ? bytes : 0;
-    }
-    return s->p;
-}
-
-static void scratch_done(void) {
-    for (int i = 0; i < S_SLOTS; i++)
-        if (slots[i].cap > SCRATCH_KEEP) { free(slots[i].p); slots[i].p = NULL; slots[i].cap = 0; }
-}
+#include "../_scratch.h"
 
 typedef float vec __attribute__((vector_size(64))); /* 16 floats: 1 AVX-512, 2 AVX2 registers */
 #define VW 16
