@@ -40,7 +40,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -79,6 +79,31 @@ class ConvertSummary:
                 f"input bytes: {self.input_bytes}", f"output bytes: {self.output_bytes}",
                 f"compression ratio: {self.ratio:.1f}x", f"mean {metric}: {q}",
                 f"time: {self.seconds:.1f} s"]
+
+
+@dataclass
+class TaskStats:
+    """What one task did (returned by a worker, kept as its JSON resume marker)."""
+
+    id: str
+    items: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (item, reason)
+    names: list[str] = field(default_factory=list)
+    quality: list[float] = field(default_factory=list)
+    input_bytes: int = 0
+    output_bytes: int = 0
+
+    def skip(self, item: str, reason: str) -> None:
+        self.skipped.append((item, reason))
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def from_json(cls, text: str) -> TaskStats:
+        data = json.loads(text)
+        data["skipped"] = [tuple(x) for x in data.get("skipped", [])]
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -168,7 +193,7 @@ def _one_torch_thread() -> None:
     torch.set_num_threads(1)
 
 
-def run_task(job: Job, kind: str, task: dict, array_info: dict | None = None) -> dict:
+def run_task(job: Job, kind: str, task: dict, array_info: dict | None = None) -> TaskStats:
     """Convert one task and mark it done; returns its statistics. Changes nothing about the
     worker (thread counts included): a user's own cluster stays as it was."""
     from ..codec import load_codec
@@ -185,7 +210,7 @@ def run_task(job: Job, kind: str, task: dict, array_info: dict | None = None) ->
         stats = _array_rows(job, codec, task, array_info)
     from ..media import write_atomic
 
-    write_atomic(Path(job.partial) / MARKERS / f"{task['id']}.json", json.dumps(stats).encode())
+    write_atomic(Path(job.partial) / MARKERS / f"{task['id']}.json", stats.to_json())
     return stats
 
 
@@ -198,19 +223,18 @@ def _read_item(codec, file: str, name: str, data: bytes | None = None):
     return sig
 
 
-def _folder_item(job: Job, codec, item: dict, task_id: str) -> dict:
+def _folder_item(job: Job, codec, item: dict, task_id: str) -> TaskStats:
     name = item["name"]
     try:
         sig = _read_item(codec, item["file"], name)
     except WallocError as exc:
-        return {"id": task_id, "items": 0, "skipped": [[name, str(exc)]]}
+        return TaskStats(task_id, skipped=[(name, str(exc))])
     group = _group(job)
     arr = _write_item(job, codec, group, name, sig, {"source": os.path.basename(item["file"])})
-    stats = {"id": task_id, "items": 1, "skipped": [], "names": [name],
-             "input_bytes": os.path.getsize(item["file"]),
-             "output_bytes": _array_bytes(Path(job.partial) / "items" / name)}
+    stats = TaskStats(task_id, 1, names=[name], input_bytes=os.path.getsize(item["file"]),
+                      output_bytes=_array_bytes(Path(job.partial) / "items" / name))
     if job.verify:
-        stats["quality"] = [_quality(codec.config.modality, sig.data, arr[...])]
+        stats.quality = [_quality(codec.config.modality, sig.data, np.asarray(arr[...]))]
     return stats
 
 
@@ -236,19 +260,18 @@ def _signal_fields(codec, fields: dict[str, bytes]) -> list[str]:
     return [f for f in fields if "." + f.rsplit(".", 1)[-1].lower() in suffixes]
 
 
-def _shard_to_zarr(job: Job, codec, task: dict) -> dict:
+def _shard_to_zarr(job: Job, codec, task: dict) -> TaskStats:
     """Every signal member of a shard becomes ``items/<key>`` (``items/<key>.<member>`` when
     a sample holds several); small text members go into the array's attributes."""
     from . import shards as wds_shards
 
     group = _group(job)
-    stats = {"id": task["id"], "items": 0, "skipped": [], "names": [], "quality": [],
-             "input_bytes": os.path.getsize(task["shard"]), "output_bytes": 0}
+    stats = TaskStats(task["id"], input_bytes=os.path.getsize(task["shard"]))
     try:
         for key, fields in wds_shards.read_samples(task["shard"]):
             signal_fields = _signal_fields(codec, fields)
             if not signal_fields:
-                stats["skipped"].append([f"{task['name']}:{key}", "no signal member"])
+                stats.skip(f"{task['name']}:{key}", "no signal member")
             text = _text_members(fields, signal_fields)
             for member in signal_fields:
                 name = key.replace("/", "__") + (f".{member}" if len(signal_fields) > 1 else "")
@@ -257,17 +280,18 @@ def _shard_to_zarr(job: Job, codec, task: dict) -> dict:
                     sig = _read_item(codec, f"{key}.{member}", label, fields[member])
                     _check_unique(group, name, task["name"])
                 except WallocError as exc:
-                    stats["skipped"].append([label, str(exc)])
+                    stats.skip(label, str(exc))
                     continue
                 arr = _write_item(job, codec, group, name, sig,
                                   {"source": label, "shard": task["name"], "members": text})
-                stats["items"] += 1
-                stats["names"].append(name)
-                stats["output_bytes"] += _array_bytes(Path(job.partial) / "items" / name)
-                if job.verify and not stats["quality"]:
-                    stats["quality"].append(_quality(codec.config.modality, sig.data, arr[...]))
+                stats.items += 1
+                stats.names.append(name)
+                stats.output_bytes += _array_bytes(Path(job.partial) / "items" / name)
+                if job.verify and not stats.quality:
+                    stats.quality.append(_quality(codec.config.modality, sig.data,
+                                                  np.asarray(arr[...])))
     except InputError as exc:  # a damaged shard: what was read is kept, the rest reported
-        stats["skipped"].append([task["name"], str(exc)])
+        stats.skip(task["name"], str(exc))
     return stats
 
 
@@ -289,17 +313,16 @@ def _text_members(fields: dict[str, bytes], signal_fields: list[str]) -> dict[st
     return out
 
 
-def _to_shard(job: Job, codec, kind: str, task: dict) -> dict:
+def _to_shard(job: Job, codec, kind: str, task: dict) -> TaskStats:
     """One output shard: signals re-encoded as ``.wlc`` members, other members copied."""
     from . import shards as wds_shards
 
-    stats = {"id": task["id"], "items": 0, "skipped": [], "names": [], "quality": [],
-             "input_bytes": 0}
+    stats = TaskStats(task["id"])
     samples: list[wds_shards.Sample] = []
     signals: list[tuple[int, str, object]] = []  # (sample index, output member, Signal)
 
     if kind == "shards":
-        stats["input_bytes"] = os.path.getsize(task["shard"])
+        stats.input_bytes = os.path.getsize(task["shard"])
         try:
             for key, fields in wds_shards.read_samples(task["shard"]):
                 pending: list[tuple[str, Any]] | None = []
@@ -311,7 +334,7 @@ def _to_shard(job: Job, codec, kind: str, task: dict) -> dict:
                         pending.append((_wlc_field(member, fields, {n for n, _ in pending}),
                                         _read_item(codec, f"{key}.{member}", label, fields[member])))
                     except WallocError as exc:
-                        stats["skipped"].append([label, str(exc)])
+                        stats.skip(label, str(exc))
                         pending = None
                         break
                 if pending is None:
@@ -321,15 +344,15 @@ def _to_shard(job: Job, codec, kind: str, task: dict) -> dict:
                     signals.append((len(samples), member, sig))
                 samples.append((key, out))
         except InputError as exc:
-            stats["skipped"].append([task["name"], str(exc)])
+            stats.skip(task["name"], str(exc))
     elif kind == "folder":
         for item in task["items"]:
             try:
                 sig = _read_item(codec, item["file"], item["name"])
             except WallocError as exc:
-                stats["skipped"].append([item["name"], str(exc)])
+                stats.skip(item["name"], str(exc))
                 continue
-            stats["input_bytes"] += os.path.getsize(item["file"])
+            stats.input_bytes += os.path.getsize(item["file"])
             signals.append((len(samples), "wlc", sig))
             samples.append((item["name"], {}))
     else:
@@ -339,20 +362,20 @@ def _to_shard(job: Job, codec, kind: str, task: dict) -> dict:
             try:
                 _check_row(codec, row, f"{task['path']}[{task['start'] + i}]")
             except WallocError as exc:
-                stats["skipped"].append([name, str(exc)])
+                stats.skip(name, str(exc))
                 continue
-            stats["input_bytes"] += int(row.nbytes)
+            stats.input_bytes += int(row.nbytes)
             signals.append((len(samples), "wlc", Signal(row)))
             samples.append((name, {}))
     blobs = _encode_all(codec, [sig for _, _, sig in signals])
     for (index, member, _sig), blob in zip(signals, blobs):
         samples[index][1][member] = blob
-    stats["items"] = len(signals)
-    stats["names"] = [samples[i][0] for i, _, _ in signals]
+    stats.items = len(signals)
+    stats.names = [samples[i][0] for i, _, _ in signals]
     if job.verify and signals:
         sig = cast(Signal, signals[0][2])
-        stats["quality"] = [_quality(codec.config.modality, sig.data, codec.decode(blobs[0]))]
-    stats["output_bytes"] = wds_shards.write_shard(Path(job.partial) / task["name"], samples) \
+        stats.quality = [_quality(codec.config.modality, sig.data, codec.decode(blobs[0]))]
+    stats.output_bytes = wds_shards.write_shard(Path(job.partial) / task["name"], samples) \
         if samples else 0
     return stats
 
@@ -377,7 +400,7 @@ def _encode_all(codec, signals: list) -> list[bytes]:
     return out
 
 
-def _array_rows(job: Job, codec, task: dict, info: dict) -> dict:
+def _array_rows(job: Job, codec, task: dict, info: dict) -> TaskStats:
     import zarr
 
     src = _open_array(Path(task["path"]), task["variable"])
@@ -387,15 +410,12 @@ def _array_rows(job: Job, codec, task: dict, info: dict) -> dict:
         for i, row in enumerate(rows):
             _check_row(codec, row, f"{task['path']}[{task['start'] + i}]")
     except WallocError as exc:
-        return {"id": task["id"], "items": 0,
-                "skipped": [[f"rows {task['start']}-{task['stop'] - 1}", str(exc)]]}
+        return TaskStats(task["id"], skipped=[(f"rows {task['start']}-{task['stop'] - 1}", str(exc))])
     arr = zarr.open_array(Path(job.partial) / name, mode="r+")
     arr[task["start"]:task["stop"]] = rows
-    stats = {"id": task["id"], "items": len(rows), "skipped": [],
-             "input_bytes": int(rows.nbytes), "output_bytes": 0}
+    stats = TaskStats(task["id"], len(rows), input_bytes=int(rows.nbytes))
     if job.verify:
-        stats["quality"] = [_quality(codec.config.modality, rows[0],
-                                     np.asarray(arr[task["start"]]))]
+        stats.quality = [_quality(codec.config.modality, rows[0], np.asarray(arr[task["start"]]))]
     return stats
 
 
@@ -501,15 +521,15 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
     if todo:
         _run_distributed(job, kind, todo, info, workers, scheduler, client, progress, len(tasks),
                          len(tasks) - len(todo), strict)
-    stats = [json.loads((markers / f"{t['id']}.json").read_text()) for t in tasks]
+    stats = [TaskStats.from_json((markers / f"{t['id']}.json").read_text()) for t in tasks]
     names: list[str] = []
     for s in stats:
-        summary.items += s["items"]
-        summary.skipped += [tuple(x) for x in s["skipped"]]
-        summary.input_bytes += s.get("input_bytes", 0)
-        summary.output_bytes += s.get("output_bytes", 0)
-        summary.quality += s.get("quality", [])[: max(0, verify - len(summary.quality))]
-        names += s.get("names", [])
+        summary.items += s.items
+        summary.skipped += s.skipped
+        summary.input_bytes += s.input_bytes
+        summary.output_bytes += s.output_bytes
+        summary.quality += s.quality[: max(0, verify - len(summary.quality))]
+        names += s.names
     if kind == "array" and fmt == "zarr" and info is not None:
         summary.output_bytes = _array_bytes(partial / info["name"])
     if strict and summary.skipped:
@@ -523,7 +543,7 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
     else:
         from ..media import write_atomic
 
-        meta["shards"] = [t["name"] for t, s in zip(tasks, stats) if s.get("output_bytes")]
+        meta["shards"] = [t["name"] for t, s in zip(tasks, stats) if s.output_bytes]
         write_atomic(partial / MANIFEST, json.dumps(meta, indent=1).encode())
     shutil.rmtree(markers)
     os.replace(partial, dst_path)
@@ -566,9 +586,9 @@ def _run_distributed(job, kind, todo, info, workers, scheduler, client, progress
                                  pure=False) for t in todo]
         for future in distributed.as_completed(futures):
             stats = future.result()  # raises a worker's unexpected error here
-            if strict and stats["skipped"]:
+            if strict and stats.skipped:
                 client.cancel(futures)
-                name, reason = stats["skipped"][0]
+                name, reason = stats.skipped[0]
                 raise InputError(f"bad items (strict): {name}: {reason}; finished tasks are kept "
                                  f"in {job.partial} for a rerun")
             done += 1
