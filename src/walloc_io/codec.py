@@ -318,6 +318,23 @@ def load_codec(name_or_path: str | Path, device: str | torch.device | None = Non
     codec in every Dask task) load the weights once. The cache is keyed by the directory's
     recorded fingerprint too, so a directory rewritten in this process (training twice to
     one folder) is loaded afresh.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        A preset name (:func:`walloc_io.list_presets`) or a codec directory.
+    device : str, torch.device or None
+        ``None``/``"auto"``: CUDA when present, else the CPU; ``"cpu"``, ``"cuda"``,
+        ``"cuda:N"``. Anything else is an :class:`~walloc_io.InputError`.
+
+    Examples
+    --------
+    >>> import walloc_io
+    >>> codec = walloc_io.load_codec("gray-16x", device="cpu")
+    >>> codec.config.channels, codec.dimensionality_reduction
+    (1, 16.0)
+    >>> walloc_io.load_codec("gray-16x", device="cpu") is codec
+    True
     """
     path = resolve(name_or_path)
     dev = pick_device(device)

@@ -58,7 +58,20 @@ def collate(batch: Sequence):
     """``collate_fn`` for DataLoader (or ``collation_fn`` for webdataset's ``.batched``):
     :class:`Latents` items become a :class:`DeferredBatch`; dicts, tuples and everything
     else are collated by torch's own ``collate`` with its default ``collate_fn_map``
-    (torch's extension hook for exactly this), so nothing of its recursion is copied."""
+    (torch's extension hook for exactly this), so nothing of its recursion is copied.
+
+    Examples
+    --------
+    >>> import numpy as np, walloc_io
+    >>> codec = walloc_io.load_codec("rgb-16x", device="cpu")
+    >>> items = [(codec.entropy_decode(codec.encode(np.zeros((3, 64, 64), np.uint8))), i)
+    ...          for i in range(2)]
+    >>> batch, labels = walloc_io.collate(items)
+    >>> tuple(batch.codes.shape), labels.tolist()
+    ((2, 12, 8, 8), [0, 1])
+    >>> tuple(walloc_io.BatchDecoder(codec, device="cpu", output="unit")(batch).shape)
+    (2, 3, 64, 64)
+    """
     from torch.utils.data._utils.collate import collate as torch_collate
     from torch.utils.data._utils.collate import default_collate_fn_map
 

@@ -104,8 +104,17 @@ class WlcDecoder:
 def wds_decoder(codec=None, *, to: str = "signal", output: str = "numpy", dequantise: bool = False,
                 device: str = "cpu", extensions: tuple[str, ...] = EXTENSIONS) -> WlcDecoder:
     """A handler for ``WebDataset.decode``: ``.wlc`` members -> signals, integer latents
-    (``dequantise=True``: the float latents before companding) or :class:`Deferred` items,
-    as numpy arrays or torch tensors (see the module docstring)."""
+    (``dequantise=True``: the float latents before companding) or :class:`Latents` items,
+    as numpy arrays or torch tensors (see the module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np, walloc_io
+    >>> blob = walloc_io.load_codec("rgb-16x", device="cpu").encode(np.zeros((3, 64, 64), np.uint8))
+    >>> handler = walloc_io.wds_decoder(to="latents")
+    >>> handler("wlc", blob).shape, handler("jpg", blob) is None     # None: not ours
+    ((12, 8, 8), True)
+    """
     return WlcDecoder(codec, to=to, output=output, dequantise=dequantise, device=device,
                       extensions=extensions)
 

@@ -136,6 +136,28 @@ def open_latents(source, *, dequantise: bool = False, chunks_per_task: int = 8):
 
     The group ``walloc convert`` writes works too: its ``signals`` array gives one Dask
     array, its ``items/`` a ``{name: Dask array}`` dict (items may differ in size).
+
+    Parameters
+    ----------
+    source : str, Path, zarr.Array or zarr.Group
+        A WaLLoC-encoded array (plain or sharded), or a ``walloc convert`` group.
+    dequantise : bool
+        Floats before companding instead of integer latents.
+    chunks_per_task : int
+        Zarr chunks along axis 0 per Dask block (1: one block per chunk).
+
+    Examples
+    --------
+    >>> import numpy as np, zarr, walloc_io
+    >>> arr = zarr.create_array(zarr.storage.MemoryStore(), shape=(4, 3, 64, 96),
+    ...                         chunks=(2, 3, 64, 96), dtype="uint8", serializer={
+    ...                             "name": "walloc", "configuration": {"preset": "rgb-16x"}})
+    >>> arr[:] = np.random.default_rng(0).integers(0, 256, arr.shape, dtype=np.uint8)
+    >>> lat = walloc_io.open_latents(arr)
+    >>> lat.shape, lat.dtype.name
+    ((4, 12, 8, 12), 'int32')
+    >>> lat[1].compute().max() <= 127
+    np.True_
     """
     return _each(source, lambda a: _build(a, "latents", chunks_per_task, "cpu", dequantise))
 
