@@ -34,6 +34,13 @@ from ..presets import preset_for
 EXTENSIONS = ("wlc",)
 
 
+def matches(extensions: tuple[str, ...], key: str) -> bool:
+    """webdataset's rule: the member's extension is one of ours or ends in ``.ours``
+    (``extensions=("seg.wlc",)`` matches ``KEY.seg.wlc`` and not ``KEY.wlc``)."""
+    key = key.lower()
+    return any(key == e or key.endswith("." + e) for e in extensions)
+
+
 class WlcDecoder:
     """A webdataset handler ``(key, data) -> value | None`` for ``.wlc`` members."""
 
@@ -55,10 +62,7 @@ class WlcDecoder:
         return f"WlcDecoder(codec={self.codec!r}, to={self.to!r}, output={self.output!r})"
 
     def matches(self, key: str) -> bool:
-        """webdataset's rule: the member's extension is one of ours or ends in ``.ours``
-        (``extensions=("seg.wlc",)`` matches ``KEY.seg.wlc`` and not ``KEY.wlc``)."""
-        key = key.lower()
-        return any(key == e or key.endswith("." + e) for e in self.extensions)
+        return matches(self.extensions, key)
 
     def __call__(self, key: str, data: bytes):
         if not self.matches(key):
@@ -131,14 +135,24 @@ class WlcEncoder:
         self.sample_rate = sample_rate
         self.extensions = tuple(e.lower().lstrip(".") for e in extensions)
         self.fallback = fallback
+        self._loaded = None  # resolved once per process, on first use (not pickled)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_loaded": None}
+
+    def _codec(self):
+        if self._loaded is None:
+            from ..codec import Codec, load_codec
+
+            self._loaded = self.codec if isinstance(self.codec, Codec) else load_codec(
+                self.codec, device="cpu")
+        return self._loaded
 
     def __call__(self, sample: dict) -> dict:
-        from ..codec import Codec, load_codec
-
-        codec = self.codec if isinstance(self.codec, Codec) else load_codec(self.codec, device="cpu")
+        codec = self._codec()
         out = dict(sample)
         todo = [k for k, v in sample.items() if not k.startswith("_")
-                and k.rsplit(".", 1)[-1].lower() in self.extensions
+                and matches(self.extensions, k)
                 and not isinstance(v, (bytes, bytearray, memoryview))]
         for k in todo:
             value, rate = sample[k], self.sample_rate
