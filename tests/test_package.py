@@ -87,3 +87,13 @@ def test_import_walloc_io_pulls_in_no_heavy_ecosystem():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_adapter_modules_import_no_torch():
+    """The WebDataset handler, the numcodecs/Zarr faces and the options object are torch-free
+    until a model is needed (torch's Dataset class aside, in pipelines.datasets)."""
+    code = ("import sys, walloc_io.pipelines.wds, walloc_io.codecs.numcodec, walloc_io.codecs.zarr3, "
+            "walloc_io.codecs.options, walloc_io.codecs.stored, walloc_io.latents; "
+            "print('torch' in sys.modules, 'dask' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False False"
