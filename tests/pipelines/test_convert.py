@@ -20,7 +20,7 @@ pytest.importorskip("distributed")
 from walloc_io.cli import main  # noqa: E402
 from walloc_io.metrics import psnr  # noqa: E402
 
-from .conftest import smooth_images  # noqa: E402
+from ..conftest import smooth_images  # noqa: E402
 
 
 def _folder(root: Path, n: int) -> Path:

@@ -19,10 +19,10 @@ import pytest
 import walloc_io
 from walloc_io.codecs import chunk
 
-from .common import golden_codec
-from .conftest import smooth_images
+from ..common import golden_codec
+from ..conftest import smooth_images
 
-ROOT = Path(__file__).parent / "golden" / "stores"
+ROOT = Path(__file__).parent.parent / "golden" / "stores"
 SERIALIZER = {"name": "walloc", "configuration": {"preset": "rgb-16x"}}
 
 

@@ -12,7 +12,7 @@ import walloc_io  # noqa: E402
 from walloc_io.codecs.chunk import ChunkLayoutError  # noqa: E402
 from walloc_io.metrics import psnr  # noqa: E402
 
-from .conftest import smooth_images  # noqa: E402
+from ..conftest import smooth_images  # noqa: E402
 
 RGB = {"name": "walloc", "configuration": {"preset": "rgb-16x"}}
 
@@ -150,7 +150,7 @@ def test_views_accept_the_group_walloc_convert_writes(tmp_path):
     src.mkdir()
     from PIL import Image
 
-    from .conftest import smooth_images
+    from ..conftest import smooth_images
 
     originals = [smooth_images(1, (h, w), seed=i)[0] for i, (h, w) in enumerate([(64, 64), (48, 80)])]
     for i, image in enumerate(originals):

@@ -12,7 +12,7 @@ import walloc_io
 from walloc_io.cli import main
 from walloc_io.metrics import psnr
 
-LANDSAT = Path(__file__).parent / "data" / "landsat7_6band_128.tif"
+LANDSAT = Path(__file__).parent.parent / "data" / "landsat7_6band_128.tif"
 TINY = ["--levels", "2", "--decoder-channels", "16", "--decoder-blocks", "1", "--batch", "4",
         "--device", "cpu", "--validate-every", "20", "--checkpoint-every", "10"]
 

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 import walloc_io
 from walloc_io.metrics import psnr
 
-from .conftest import smooth_images
+from ..conftest import smooth_images
 
 wds = pytest.importorskip("webdataset")
 

@@ -13,7 +13,7 @@ from walloc_io.cli import main
 from walloc_io.config import CodecConfig
 from walloc_io.media import read_signal, write_signal
 
-from .conftest import build_codec_dir
+from ..conftest import build_codec_dir
 
 
 def run(*argv: str) -> int:

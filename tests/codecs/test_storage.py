@@ -19,8 +19,8 @@ from walloc_io import BitstreamError, InputError  # noqa: E402
 from walloc_io.codecs.chunk import ChunkLayoutError, decode_chunk, encode_chunk, unpack  # noqa: E402
 from walloc_io.metrics import psnr  # noqa: E402
 
-from .common import check_config  # noqa: E402
-from .conftest import smooth_images  # noqa: E402
+from ..common import check_config  # noqa: E402
+from ..conftest import smooth_images  # noqa: E402
 
 RGB = {"name": "walloc", "configuration": {"preset": "rgb-16x"}}
 

@@ -11,7 +11,7 @@ from PIL import Image
 from walloc_io.cli import main
 from walloc_io.metrics import decimate_round_trip, ms_ssim, snr
 
-from .conftest import smooth_images
+from ..conftest import smooth_images
 
 
 def test_ms_ssim_orders_distortions():
