@@ -49,8 +49,6 @@ NORM_RANGE, NORM_AFFINE = 0, 1
 # or 8 stereo hours at 48 kHz. Raise it with ``walloc_io.bitstream.MAX_ELEMENTS = n`` or
 # the environment variable WALLOC_MAX_ELEMENTS.
 MAX_ELEMENTS = int(os.environ.get("WALLOC_MAX_ELEMENTS", 1 << 28))
-DTYPE_RANGES = {"uint16": (0.0, 65535.0), "int16": (-32768.0, 32767.0),
-                "float32": (-3.4028234663852886e38, 3.4028234663852886e38)}
 
 _FIXED = struct.Struct("<4sBBBB16sHI")
 
@@ -231,7 +229,8 @@ def _check_normalisation(norm: np.ndarray, dtype: str) -> None:
     low, span = norm[:, 0], norm[:, 1]
     if np.any(span < 0):
         raise BitstreamError("stream normalisation has a negative span")
-    lo, hi = DTYPE_RANGES.get(dtype, (-np.inf, np.inf))
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else np.finfo(dtype)
+    lo, hi = float(info.min), float(info.max)
     top = low + span
     if np.any(low < lo) or np.any(top > hi) or not np.all(np.isfinite(top)):
         raise BitstreamError(f"stream normalisation {norm.tolist()} leaves the range of {dtype}")

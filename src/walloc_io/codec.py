@@ -22,7 +22,7 @@ from .model import WallocModel
 from .model.analysis import NativeAnalysis
 from .presets import manifest_fingerprint, resolve
 from .presets.directory import load_codec_dir
-from .signal import RANGE_DTYPES, Prepared, prepare, restore, unit_uint8
+from .signal import RANGE_DTYPES, Prepared, check_sample_rate, prepare, restore, unit_uint8
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
@@ -46,20 +46,6 @@ def pick_device(device: str | torch.device | None) -> torch.device:
                       stacklevel=3)
         return torch.device("cpu")
     return device
-
-
-def check_sample_rate(rate) -> int:
-    """``sample_rate`` as the header stores it: a whole number of Hz in ``0 .. 2**32 - 1``
-    (0: not applicable), or an :class:`InputError`."""
-    if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, np.integer, float,
-                                                                    np.floating)):
-        raise InputError(f"sample_rate must be a whole number of Hz (0 .. 2**32 - 1), "
-                         f"got {type(rate).__name__} {rate!r}")
-    if isinstance(rate, (float, np.floating)) and not float(rate).is_integer():
-        raise InputError(f"sample_rate must be a whole number of Hz, got {rate!r}")
-    if not 0 <= rate < 2 ** 32:
-        raise InputError(f"sample_rate must be in 0 .. 2**32 - 1 Hz, got {rate!r}")
-    return int(rate)
 
 
 class Codec:
@@ -155,18 +141,17 @@ class Codec:
         header, payload = bitstream.unpack(blob)
         self.check(header)
         shape = (header.latent_channels, *header.latent_shape)
-        if header.version == 1:
-            return header, self._format1(payload, shape)
-        return header, self.coder.decode(payload, shape)
+        return header, self._entropy_decode(header.version, [payload], shape)[0]
 
-    def _format1(self, payload: bytes, shape: tuple[int, ...]) -> np.ndarray:
-        """A format-1 payload through constriction, refused first when it is too short for
-        its latents (constriction rescales the tables: half the floor, to be safe)."""
-        symbols = int(np.prod(shape))
-        if not payload or symbols > 2 * self.coder.capacity(len(payload)):
-            raise BitstreamError(f"format-1 payload of {len(payload)} bytes cannot hold {symbols} "
-                                 "latent symbols: truncated or forged stream")
-        return format1.decode(payload, shape, self.tables)
+    def _entropy_decode(self, version: int, payloads: list[bytes], shape: tuple[int, ...]):
+        """Same-shape payloads of one format version -> latents. Format 2: one native call;
+        format 1: constriction, each payload first checked against its capacity (with a
+        factor 2 margin: constriction rescales the tables' probabilities)."""
+        if version != 1:
+            return list(self.coder.decode_many(payloads, shape))
+        for p in payloads:
+            self.coder.check_capacity(len(p), shape, margin=2.0)
+        return [format1.decode(p, shape, self.tables) for p in payloads]
 
     def read_many(self, blobs: Sequence[bytes]) -> list[tuple[Header, np.ndarray]]:
         """:meth:`read` for many streams: same-shape streams of format 2 are entropy-decoded
@@ -178,11 +163,7 @@ class Codec:
             groups[(header.version, (header.latent_channels, *header.latent_shape))].append(i)
         out: list = [None] * len(parsed)
         for (version, shape), index in groups.items():
-            payloads = [parsed[i][1] for i in index]
-            if version == 1:
-                latents = [self._format1(p, shape) for p in payloads]
-            else:
-                latents = list(self.coder.decode_many(payloads, shape))
+            latents = self._entropy_decode(version, [parsed[i][1] for i in index], shape)
             for i, z in zip(index, latents):
                 out[i] = (parsed[i][0], z)
         return out

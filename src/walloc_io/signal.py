@@ -29,6 +29,20 @@ class Prepared:
     normalisation: np.ndarray | None  # (C, 2) offset, scale
 
 
+def check_sample_rate(rate) -> int:
+    """``sample_rate`` as the header stores it: a whole number of Hz in ``0 .. 2**32 - 1``
+    (0: not applicable), or an :class:`InputError`."""
+    if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, np.integer, float,
+                                                                    np.floating)):
+        raise InputError(f"sample_rate must be a whole number of Hz (0 .. 2**32 - 1), "
+                         f"got {type(rate).__name__} {rate!r}")
+    if isinstance(rate, (float, np.floating)) and not float(rate).is_integer():
+        raise InputError(f"sample_rate must be a whole number of Hz, got {rate!r}")
+    if not 0 <= rate < 2 ** 32:
+        raise InputError(f"sample_rate must be in 0 .. 2**32 - 1 Hz, got {rate!r}")
+    return int(rate)
+
+
 def as_numpy(x) -> np.ndarray:
     """A numpy array or a dense torch tensor (any device; bfloat16 becomes float32, which
     holds it exactly) as numpy. Sparse, meta and complex tensors are an :class:`InputError`."""

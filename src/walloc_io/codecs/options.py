@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import InputError, PresetError
 from ..presets import manifest_fingerprint
+from ..signal import check_sample_rate
 
 NAN_POLICIES = ("raise", "mask")
 LEGACY_KEYS = ("device",)  # written by walloc-io 0.1; accepted and ignored on read
@@ -74,10 +75,7 @@ class ChunkCodecOptions:
             raise InputError(f"nan must be one of {NAN_POLICIES}, got {self.nan!r}")
         if not isinstance(self.channel_last, bool):
             object.__setattr__(self, "channel_last", bool(self.channel_last))
-        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int) or not (
-                0 <= self.sample_rate < 2 ** 32):
-            raise InputError(f"sample_rate must be a whole number of Hz (0 .. 2**32 - 1), "
-                             f"got {self.sample_rate!r}")
+        object.__setattr__(self, "sample_rate", check_sample_rate(self.sample_rate))
         if self.path is not None:
             object.__setattr__(self, "path", str(self.path))
 
@@ -102,23 +100,15 @@ class ChunkCodecOptions:
         return config
 
     def resolved_fingerprint(self) -> str | None:
-        return self.fingerprint or manifest_fingerprint(self._named_dir())
+        """The recorded fingerprint, or the one the named preset/directory has now."""
+        from ..presets import resolve
+
+        return self.fingerprint or manifest_fingerprint(resolve(self.name))
 
     @property
     def name(self) -> str:
         """The preset name or directory the options give (one of them is always set)."""
         return str(self.preset if self.preset is not None else self.path)
-
-    def _named_dir(self) -> Path:
-        from ..presets import resolve
-
-        try:
-            return resolve(self.name)
-        except PresetError:
-            found = find_codec_dir(self.fingerprint) if self.fingerprint else None
-            if found is not None:
-                return found
-            raise
 
     def codec_dir(self) -> Path:
         """The directory of the model that wrote (or will write) the chunks: the named

@@ -79,20 +79,23 @@ class StoredArray:
         async def fetch(key: str, byte_range=None):
             return await store.get(prefix + key, prototype=prototype, byte_range=byte_range)
 
+        indexes: dict[str, asyncio.Task] = {}  # one index read per shard, however many chunks
+
         async def one(coords):
             if shard is None:
+                stored = coords
                 buf = await fetch(meta.encode_chunk_key(coords))
             else:  # the inner chunk's slot in its shard's index, then a byte-range read
-                outer = tuple(c // n for c, n in zip(coords, shard.per_shard))
-                index = await shard.index(fetch, meta.encode_chunk_key(outer))
-                slot = index.get(tuple(c % n for c, n in zip(coords, shard.per_shard)))
+                stored = tuple(c // n for c, n in zip(coords, shard.per_shard))
+                key = meta.encode_chunk_key(stored)
+                if key not in indexes:
+                    indexes[key] = asyncio.ensure_future(shard.index(fetch, key))
+                slot = (await indexes[key]).get(tuple(c % n for c, n in zip(coords, shard.per_shard)))
                 buf = None if slot is None else await fetch(
-                    meta.encode_chunk_key(outer), RangeByteRequest(slot[0], slot[0] + slot[1]))
+                    key, RangeByteRequest(slot[0], slot[0] + slot[1]))
             if buf is None:
                 return None
-            spec = meta.get_chunk_spec(coords, self.array.config, prototype) if shard is None else \
-                meta.get_chunk_spec(tuple(c // n for c, n in zip(coords, shard.per_shard)),
-                                    self.array.config, prototype)
+            spec = meta.get_chunk_spec(stored, self.array.config, prototype)
             for c in reversed(self.bytes_codecs):
                 (buf,) = await c.decode([(buf, spec)])
             return buf.to_bytes()

@@ -50,14 +50,12 @@ typedef struct {
     int radius[MAX_MODES], esc[MAX_MODES], size[MAX_MODES], tail_size[MAX_MODES];
     uint32_t *cum;      /* [C][M][K][core_stride + 1] */
     uint16_t *bucket;   /* [C][M][K][BUCKETS] */
-    int32_t *cost;      /* [C][M][K][core_stride]: encoder's mode choice only */
     int32_t *full_cost; /* [C][M][K][2 * max radius + 1]: cost of each residual, tail included */
     EncSym *enc;        /* [C][M][K][core_stride] */
     EncSym *tail_enc;   /* [C][M][tail_stride] */
     int full_stride;
     uint32_t *tail_cum; /* [C][M][tail_stride + 1] */
     uint16_t *tail_bucket;
-    int32_t *tail_cost;
     uint8_t *lut;       /* [C][lut_stride] */
     int32_t lut_len[1024];
 } Tables;
@@ -98,8 +96,8 @@ static void build_bucket(const uint32_t *cum, int size, uint16_t *bucket) {
 static void tables_free(PyObject *capsule) {
     Tables *t = (Tables *)PyCapsule_GetPointer(capsule, "walloc_io.rans.Tables");
     if (!t) return;
-    free(t->cum); free(t->bucket); free(t->cost); free(t->full_cost); free(t->enc); free(t->tail_enc);
-    free(t->tail_cum); free(t->tail_bucket); free(t->tail_cost); free(t->lut);
+    free(t->cum); free(t->bucket); free(t->full_cost); free(t->enc); free(t->tail_enc);
+    free(t->tail_cum); free(t->tail_bucket); free(t->lut);
     free(t);
 }
 
@@ -155,15 +153,11 @@ static PyObject *make_tables(PyObject *self, PyObject *args) {
     size_t nt = (size_t)C * M * K, nc = (size_t)C * M;
     t->cum = malloc(nt * (S + 1) * 4);
     t->bucket = malloc(nt * BUCKETS * 2);
-    t->cost = malloc(nt * S * 4);
     t->tail_cum = malloc(nc * (T + 1) * 4);
     t->tail_bucket = malloc(nc * BUCKETS * 2);
-    t->tail_cost = malloc(nc * T * 4);
     t->lut = malloc((size_t)C * L);
-    if (!t->cum || !t->bucket || !t->cost || !t->tail_cum || !t->tail_bucket || !t->tail_cost
+    if (!t->cum || !t->bucket || !t->tail_cum || !t->tail_bucket
         || !t->lut) { PyErr_NoMemory(); goto fail; }
-    memcpy(t->cost, cost.buf, nt * S * 4);
-    memcpy(t->tail_cost, tcost.buf, nc * T * 4);
     int rmax = 0;
     for (int m = 0; m < M; m++) rmax = t->radius[m] > rmax ? t->radius[m] : rmax;
     t->full_stride = 2 * rmax + 1;
@@ -171,7 +165,8 @@ static PyObject *make_tables(PyObject *self, PyObject *args) {
     if (!t->full_cost) { PyErr_NoMemory(); goto fail; }
     for (size_t i = 0; i < nt; i++) {
         const int m = (int)((i / K) % M), e = t->esc[m], r = t->radius[m];
-        const int32_t *row = t->cost + i * S, *tc = t->tail_cost + (i / K) * T;
+        const int32_t *row = (const int32_t *)cost.buf + i * S;
+        const int32_t *tc = (const int32_t *)tcost.buf + (i / K) * T;
         int32_t *full = t->full_cost + i * t->full_stride;
         for (int v = -rmax; v <= rmax; v++) {
             int32_t c;

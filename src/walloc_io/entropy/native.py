@@ -82,10 +82,8 @@ def pack(tables: EntropyTables) -> PackedTables:
             for k in range(contexts):  # contexts a channel never selects copy its first table
                 f = per[k] if k < len(per) else per[0]
                 freq[c, m, k, : f.size] = f
-            t = tables.tails[c][m]
-            tail[c, m, : t.size] = t if t.size else 0
-            if not t.size:
-                tail[c, m, 0] = 1 << tables.precision
+            t = tables.tails[c][m]  # a mode without escapes: one certain (unused) tail symbol
+            tail[c, m, : t.size] = t if t.size else [1 << tables.precision]
     luts = [tables.lookup(c) for c in range(channels)]
     lut = np.zeros((channels, max(len(u) for u in luts)), dtype=np.uint8)
     for c, u in enumerate(luts):
@@ -130,6 +128,8 @@ class LatentCoder:
         self.tables = tables
         self.packed = pack(tables)
         self._handles: dict[int, object] = {}
+        # the fewest bits any symbol costs: the most probable entry of any table
+        self._floor = tables.precision - math.log2(int(self.packed.freq.max()))
 
     def _handle(self, ndim: int):
         """The kernel's copy of the tables for ``ndim`` signal axes (the context window)."""
@@ -183,28 +183,32 @@ class LatentCoder:
                                      f"({_kernel().error_message(code)})")
         return out
 
-    def check_capacity(self, payload_bytes: int, shape: Sequence[int]) -> None:
-        """Refuse a payload too short to hold ``shape``'s latents: every symbol costs at least
-        :meth:`bits_per_symbol_floor` bits, so a forged header cannot make a few words decode
-        into a huge array (work stays proportional to the payload's size)."""
+    def fits(self, payload_bytes: int, shape: Sequence[int], margin: float = 1.0) -> bool:
+        """Whether a payload of this size can hold ``shape``'s latents: every symbol costs at
+        least :meth:`bits_per_symbol_floor` bits (the two final 32-bit states aside)."""
         symbols = math.prod(int(n) for n in shape)
-        floor = self.bits_per_symbol_floor()
-        if payload_bytes < 8 or symbols > self.capacity(payload_bytes):
-            raise BitstreamError(f"payload of {payload_bytes} bytes cannot hold {symbols} latent "
-                                 f"symbols of shape {tuple(shape)} (each costs >= {floor:.2g} "
-                                 "bits): truncated or forged stream")
+        return payload_bytes >= 8 and symbols <= margin * self.capacity(payload_bytes)
 
     def capacity(self, payload_bytes: int) -> float:
         """The most latent symbols a payload of this size can hold."""
-        return (8 * payload_bytes + 64) / self.bits_per_symbol_floor()
+        return (8 * payload_bytes + 64) / self._floor
+
+    def check_capacity(self, payload_bytes: int, shape: Sequence[int], margin: float = 1.0) -> None:
+        """Refuse a payload too short to hold ``shape``'s latents (see :meth:`fits`), so a
+        forged header cannot make a few words decode into a huge array: work stays
+        proportional to the payload's size."""
+        if not self.fits(payload_bytes, shape, margin):
+            raise BitstreamError(f"payload of {payload_bytes} bytes cannot hold "
+                                 f"{math.prod(int(n) for n in shape)} latent symbols of shape "
+                                 f"{tuple(shape)} (each costs >= {self._floor:.2g} bits): "
+                                 "truncated or forged stream")
 
     def try_decode_many(self, payloads: Sequence, shape: Sequence[int]
                         ) -> tuple[np.ndarray, list[int]]:
         """Like :meth:`decode_many` but returns per-payload error codes (0: decoded;
         ``TOO_SHORT``: refused by :meth:`check_capacity` before any decoding)."""
         h, w = self._shape_check(shape)
-        symbols = math.prod(int(n) for n in shape)
-        short = [_size(p) < 8 or symbols > self.capacity(_size(p)) for p in payloads]
+        short = [not self.fits(_size(p), shape) for p in payloads]
         if any(short):
             payloads = [b"" if s else p for s, p in zip(short, payloads)]
         out = np.empty((len(payloads), *(int(n) for n in shape)), dtype=np.int32)
@@ -213,7 +217,4 @@ class LatentCoder:
 
     def bits_per_symbol_floor(self) -> float:
         """The fewest bits any latent symbol can cost (the most probable table entry)."""
-        if not hasattr(self, "_floor"):
-            top = int(self.packed.freq.max())
-            self._floor = self.tables.precision - math.log2(top)
         return self._floor
