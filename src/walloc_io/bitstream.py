@@ -55,7 +55,18 @@ _FIXED = struct.Struct("<4sBBBB16sHI")
 
 @dataclass(frozen=True)
 class Header:
-    """Everything a stream says about itself (see the module docstring for the layout)."""
+    """Everything a stream says about itself (see the module docstring for the layout).
+
+    Examples
+    --------
+    >>> import numpy as np, walloc_io
+    >>> blob = walloc_io.load_codec("gray-16x", device="cpu").encode(np.zeros((1, 30, 40), np.uint8))
+    >>> h = walloc_io.read_header(blob)
+    >>> h.dtype, h.array_shape, h.padding, h.latent_shape
+    ('uint8', (1, 30, 40), (2, 0), (4, 5))
+    >>> walloc_io.read_header(blob) == h and hash(walloc_io.read_header(blob)) == hash(h)
+    True
+    """
 
     modality: str
     entropy_model: str

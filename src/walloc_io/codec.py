@@ -20,7 +20,7 @@ from .errors import BitstreamError, InputError, ModelMismatchError
 from .latents import Latents
 from .model import WallocModel
 from .model.analysis import NativeAnalysis
-from .presets import manifest_fingerprint, resolve
+from .presets import find_version, manifest_fingerprint, resolve, versions
 from .presets.directory import load_codec_dir
 from .signal import RANGE_DTYPES, Prepared, check_sample_rate, prepare, restore, unit_uint8
 
@@ -292,7 +292,10 @@ _CACHE: dict[tuple[str, str, str | None], Codec] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def load_codec(name_or_path: str | Path, device: str | torch.device | None = None) -> Codec:
+def load_codec(
+    name_or_path: str | Path, device: str | torch.device | None = None,
+    fingerprint: str | None = None,
+) -> Codec:
     """Open a preset (see :func:`list_presets`) or a codec directory written by training.
 
     Codecs are cached per process and device, so repeated calls (e.g. from a numcodecs
@@ -307,6 +310,10 @@ def load_codec(name_or_path: str | Path, device: str | torch.device | None = Non
     device : str, torch.device or None
         ``None``/``"auto"``: CUDA when present, else the CPU; ``"cpu"``, ``"cuda"``,
         ``"cuda:N"``. Anything else is an :class:`~walloc_io.InputError`.
+    fingerprint : str, optional
+        Open this model of the directory: its current one or an earlier version kept
+        under ``versions/`` when it was retrained (a :class:`~walloc_io.ModelMismatchError` if it
+        holds neither), e.g. the fingerprint of an old stream's header.
 
     Examples
     --------
@@ -318,6 +325,12 @@ def load_codec(name_or_path: str | Path, device: str | torch.device | None = Non
     True
     """
     path = resolve(name_or_path)
+    if fingerprint is not None and fingerprint != manifest_fingerprint(path):
+        version = find_version(path, fingerprint)
+        if version is None:
+            raise ModelMismatchError(f"{name_or_path} holds no model {fingerprint[:12]} (its "
+                              f"versions: {', '.join(f[:12] for f in versions(path))})")
+        name_or_path = path = version
     dev = pick_device(device)
     key = (str(path), str(dev), manifest_fingerprint(path))
     with _CACHE_LOCK:

@@ -19,7 +19,16 @@ TARGETS = ("signal", "latents", "deferred")  # what loaders hand on: see wds_dec
 
 
 class Latents(NamedTuple):
-    """One entropy-decoded stream whose decoder network has not run yet."""
+    """One entropy-decoded stream whose decoder network has not run yet.
+
+    Examples
+    --------
+    >>> import numpy as np, walloc_io
+    >>> codec = walloc_io.load_codec("gray-16x", device="cpu")
+    >>> codes, header = codec.entropy_decode(codec.encode(np.zeros((1, 32, 32), np.uint8)))
+    >>> codes.shape, codes.dtype.kind, header.array_shape
+    ((4, 4, 4), 'i', (1, 32, 32))
+    """
 
     codes: np.ndarray  # integer latents (L, *latent_shape)
     header: Header

@@ -23,6 +23,24 @@ from walloc_io.metrics import psnr  # noqa: E402
 from ..conftest import smooth_images  # noqa: E402
 
 
+@pytest.fixture(scope="module")
+def scheduler():
+    """One LocalCluster shared by the tests that do not test the default cluster itself."""
+    import distributed
+
+    # ":0": a free port for its HTTP server, so the default clusters other tests start get theirs
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
+
+
+def _convert(scheduler: str, args: list[str]) -> int:
+    """``walloc convert ARGS`` on the shared cluster (``--workers`` is for LocalCluster only)."""
+    drop = {i for i, a in enumerate(args) if a == "--workers"}
+    args = [a for i, a in enumerate(args) if i not in drop and i - 1 not in drop]
+    return main(["convert", *args, "--scheduler", scheduler])
+
+
 def _folder(root: Path, n: int) -> Path:
     from PIL import Image
 
@@ -57,18 +75,18 @@ def test_convert_folder_with_a_bad_item(tmp_path, capsys):
     assert not (tmp_path / "out.zarr.partial").exists()
 
 
-def test_strict_aborts_and_writes_nothing(tmp_path, capsys):
+def test_strict_aborts_and_writes_nothing(tmp_path, capsys, scheduler):
     src = _folder(tmp_path, 2)
     (src / "broken.png").write_bytes(b"not a png")
-    assert main(["convert", str(src), str(tmp_path / "out.zarr"), "--workers", "1", "--strict"]) != 0
+    assert _convert(scheduler, [str(src), str(tmp_path / "out.zarr"), "--workers", "1", "--strict"]) != 0
     assert "bad items" in capsys.readouterr().err
     assert not (tmp_path / "out.zarr").exists()
 
 
-def test_convert_zarr_array_source_format_2(tmp_path, capsys):
+def test_convert_zarr_array_source_format_2(tmp_path, capsys, scheduler):
     x = np.stack(smooth_images(5, (64, 96), seed=4))
     zarr.create_array(tmp_path / "raw.zarr", shape=x.shape, chunks=(1, 3, 64, 96), dtype="uint8")[:] = x
-    assert main(["convert", str(tmp_path / "raw.zarr"), str(tmp_path / "w.zarr"), "--workers", "1",
+    assert _convert(scheduler, [str(tmp_path / "raw.zarr"), str(tmp_path / "w.zarr"), "--workers", "1",
                  "--items-per-task", "2", "--zarr-format", "2"]) == 0
     assert "items: 5 converted" in capsys.readouterr().out
     arr = zarr.open_group(tmp_path / "w.zarr", mode="r")["signals"]
@@ -76,32 +94,30 @@ def test_convert_zarr_array_source_format_2(tmp_path, capsys):
     assert psnr(x, arr[:]) > 26
 
 
-def test_convert_hdf5_variable(tmp_path, capsys):
+def test_convert_hdf5_variable(tmp_path, capsys, scheduler):
     h5py = pytest.importorskip("h5py")
     x = np.stack(smooth_images(3, (64, 64), seed=8))
     with h5py.File(tmp_path / "cube.h5", "w") as f:
         f["photos"] = x
-    assert main(["convert", f"{tmp_path / 'cube.h5'}:photos", str(tmp_path / "h.zarr"),
+    assert _convert(scheduler, [f"{tmp_path / 'cube.h5'}:photos", str(tmp_path / "h.zarr"),
                  "--workers", "1"]) == 0
     assert psnr(x, zarr.open_group(tmp_path / "h.zarr")["signals"][:]) > 26
-    assert main(["convert", f"{tmp_path / 'cube.h5'}:nope", str(tmp_path / "n.zarr")]) != 0
+    assert _convert(scheduler, [f"{tmp_path / 'cube.h5'}:nope", str(tmp_path / "n.zarr")]) != 0
     assert "no dataset 'nope'" in capsys.readouterr().err
 
 
-def test_convert_on_an_existing_cluster_by_address(tmp_path, capsys):
+def test_convert_on_an_existing_cluster_by_address(tmp_path, capsys, scheduler):
     import distributed
 
     src = _folder(tmp_path, 3)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
-        with distributed.Client(cluster.scheduler_address) as client:
-            client.run(_set_torch_threads, 2)
-        assert main(["convert", str(src), str(tmp_path / "out.zarr"),
-                     "--scheduler", cluster.scheduler_address]) == 0
-        assert "items: 3 converted, 0 skipped" in capsys.readouterr().out
-        with distributed.Client(cluster.scheduler_address) as client:  # left running for others
-            assert len(client.scheduler_info()["workers"]) == 2
-            assert set(client.run(_torch_threads).values()) == {2}  # the user's setting kept
+    with distributed.Client(scheduler) as client:
+        client.run(_set_torch_threads, 2)
+    assert main(["convert", str(src), str(tmp_path / "out.zarr"), "--scheduler", scheduler]) == 0
+    assert "items: 3 converted, 0 skipped" in capsys.readouterr().out
+    with distributed.Client(scheduler) as client:  # left running for others
+        assert len(client.scheduler_info()["workers"]) == 2
+        assert set(client.run(_torch_threads).values()) == {2}  # the user's setting kept
+        client.run(_set_torch_threads, 1)
     assert psnr(_source(src / "im01.png"), zarr.open_group(tmp_path / "out.zarr")["items/im01"][:]) > 26
 
 
@@ -201,7 +217,7 @@ def _source_images(paths: list[Path]) -> dict[str, np.ndarray]:
             for p in paths for k, f in read_samples(p) if f["png"] != b"garbage"}
 
 
-def test_shards_to_webdataset_replaces_signals_and_copies_the_rest(tmp_path, capsys):
+def test_shards_to_webdataset_replaces_signals_and_copies_the_rest(tmp_path, capsys, scheduler):
     wds = pytest.importorskip("webdataset")
     import walloc_io
 
@@ -210,7 +226,7 @@ def test_shards_to_webdataset_replaces_signals_and_copies_the_rest(tmp_path, cap
     paths = _shards(src, bad="part1/sample01")
     before = _tree(src)
     pattern = str(src / "train-{000..001}.tar")
-    assert main(["convert", pattern, str(tmp_path / "out"), "--format", "webdataset",
+    assert _convert(scheduler, [pattern, str(tmp_path / "out"), "--format", "webdataset",
                  "--workers", "2"]) == 0
     out = capsys.readouterr()
     assert "items: 5 converted, 1 skipped" in out.out
@@ -233,16 +249,16 @@ def test_shards_to_webdataset_replaces_signals_and_copies_the_rest(tmp_path, cap
         assert json.loads(s["json"])["i"] == i
         assert psnr(reference[s["__key__"]], codec.decode(s["wlc"])) > 26
     # deterministic: a second conversion gives the same bytes
-    assert main(["convert", pattern, str(tmp_path / "again"), "--format", "webdataset",
+    assert _convert(scheduler, [pattern, str(tmp_path / "again"), "--format", "webdataset",
                  "--workers", "1"]) == 0
     for s in range(2):
         name = f"train-{s:03d}.tar"
         assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
 
 
-def test_folder_to_webdataset_packs_items_per_shard(tmp_path, capsys):
+def test_folder_to_webdataset_packs_items_per_shard(tmp_path, capsys, scheduler):
     src = _folder(tmp_path, 5)
-    assert main(["convert", str(src), str(tmp_path / "out"), "--format", "webdataset",
+    assert _convert(scheduler, [str(src), str(tmp_path / "out"), "--format", "webdataset",
                  "--items-per-task", "2", "--workers", "1"]) == 0
     assert "items: 5 converted, 0 skipped" in capsys.readouterr().out
     from walloc_io.pipelines.shards import read_samples
@@ -253,11 +269,11 @@ def test_folder_to_webdataset_packs_items_per_shard(tmp_path, capsys):
     assert keys == ["im01", "im02", "im04", "sub__im00", "sub__im03"]
 
 
-def test_shards_to_zarr_keep_text_members(tmp_path, capsys):
+def test_shards_to_zarr_keep_text_members(tmp_path, capsys, scheduler):
     src = tmp_path / "src"
     src.mkdir()
     paths = _shards(src, n_shards=1, per_shard=2)
-    assert main(["convert", str(src), str(tmp_path / "o.zarr"), "--workers", "1"]) == 0
+    assert _convert(scheduler, [str(src), str(tmp_path / "o.zarr"), "--workers", "1"]) == 0
     assert "items: 2 converted, 0 skipped" in capsys.readouterr().out
     group = zarr.open_group(tmp_path / "o.zarr", mode="r")
     arr = group["items/part0__sample01"]
@@ -266,13 +282,13 @@ def test_shards_to_zarr_keep_text_members(tmp_path, capsys):
     assert psnr(_source_images(paths)["part0/sample01"], arr[:]) > 26
 
 
-def test_truncated_shard_keeps_whole_samples_and_reports_the_shard(tmp_path, capsys):
+def test_truncated_shard_keeps_whole_samples_and_reports_the_shard(tmp_path, capsys, scheduler):
     src = tmp_path / "src"
     src.mkdir()
     (path,) = _shards(src, n_shards=1, per_shard=3)
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * 0.8)])  # cut inside the last sample
-    assert main(["convert", str(path), str(tmp_path / "out"), "--format", "webdataset",
+    assert _convert(scheduler, [str(path), str(tmp_path / "out"), "--format", "webdataset",
                  "--workers", "1"]) == 0
     out = capsys.readouterr()
     assert "skipped train-000.tar: " in out.err and "truncated" in out.err
@@ -280,7 +296,7 @@ def test_truncated_shard_keeps_whole_samples_and_reports_the_shard(tmp_path, cap
 
     kept = [k for k, _ in read_samples(tmp_path / "out" / "train-000.tar")]
     assert kept == ["part0/sample00", "part0/sample01"]
-    assert main(["convert", str(path), str(tmp_path / "strict"), "--format", "webdataset",
+    assert _convert(scheduler, [str(path), str(tmp_path / "strict"), "--format", "webdataset",
                  "--workers", "1", "--strict"]) != 0
     assert not (tmp_path / "strict").exists()
 

@@ -39,7 +39,10 @@ def _decode(args: argparse.Namespace) -> None:
 
     blob = Path(args.input).read_bytes()
     header = read_header(blob)
-    codec = load_codec(args.codec or preset_for(header.fingerprint), device=args.device)
+    if args.codec:  # the named codec, or the earlier version of it that made this stream
+        codec = load_codec(args.codec, device=args.device, fingerprint=header.fingerprint)
+    else:
+        codec = load_codec(preset_for(header.fingerprint), device=args.device)
     write_signal(args.output, codec.decode(blob), header.sample_rate)
     print(f"{args.input} -> {args.output}: {header.dtype} {header.array_shape}")
 

@@ -37,6 +37,19 @@ class WallocCodec(_NumcodecsCodec):
     ``encode`` takes an array whose trailing axes are one signal ``(..., C, H, W)`` /
     ``(..., C, T)`` (leading axes: a batch); ``decode`` returns it in its shape and dtype
     (lossy). Bytes that are not a WaLLoC chunk record raise :class:`BitstreamError`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from walloc_io.codecs.numcodec import WallocCodec
+    >>> codec = WallocCodec(preset="gray-16x")
+    >>> chunk = np.full((2, 1, 32, 32), 100, np.uint8)  # two gray images
+    >>> record = codec.encode(chunk)
+    >>> back = codec.decode(record)
+    >>> back.shape, back.dtype, len(record) < chunk.nbytes
+    ((2, 1, 32, 32), dtype('uint8'), True)
+    >>> sorted(codec.get_config())  # JSON only: no device, no loaded model
+    ['channel_last', 'fingerprint', 'id', 'nan', 'preset', 'sample_rate']
     """
 
     codec_id = "walloc"

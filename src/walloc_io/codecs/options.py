@@ -38,13 +38,15 @@ def search_path() -> list[Path]:
 
 
 def find_codec_dir(fingerprint: str) -> Path | None:
-    """The installed preset or ``WALLOC_CODEC_PATH`` directory whose model is ``fingerprint``."""
-    from ..presets import PRESET_DIR, find_by_fingerprint
+    """The installed preset or ``WALLOC_CODEC_PATH`` directory (or a version either kept when
+    retrained) whose model is ``fingerprint``."""
+    from ..presets import PRESET_DIR, find_by_fingerprint, find_version
 
-    name = find_by_fingerprint(fingerprint)
+    name = find_by_fingerprint(fingerprint)  # a preset name, or the path of a kept version
     if name is not None:
         return PRESET_DIR / name
-    return next((d for d in search_path() if manifest_fingerprint(d) == fingerprint), None)
+    return next((v for d in search_path() if (v := find_version(d, fingerprint)) is not None),
+                None)
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ class ChunkCodecOptions:
     def codec_dir(self) -> Path:
         """The directory of the model that wrote (or will write) the chunks: the named
         preset or path when its fingerprint matches, else the one found by fingerprint."""
-        from ..presets import resolve
+        from ..presets import find_version, resolve
 
         if self.fingerprint is None:
             return resolve(self.name)
@@ -122,8 +124,8 @@ class ChunkCodecOptions:
             named = resolve(self.name)
         except PresetError:
             named = None
-        if named is not None and manifest_fingerprint(named) == self.fingerprint:
-            return named
+        if named is not None and (kept := find_version(named, self.fingerprint)) is not None:
+            return kept  # the named codec, or an earlier version of it kept when retrained
         found = find_codec_dir(self.fingerprint)
         if found is None:
             raise PresetError(

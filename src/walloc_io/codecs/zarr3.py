@@ -38,6 +38,21 @@ class WallocZarrCodec(ChunkCodecOptions, ArrayBytesCodec):
     Its fields are those of :class:`~walloc_io.codecs.options.ChunkCodecOptions` (the
     fingerprint is filled in when the array is created); the decoding device is not stored
     (``WALLOC_DEVICE``, default CPU).
+
+    Examples
+    --------
+    >>> import json, tempfile, numpy as np, zarr
+    >>> path = tempfile.mkdtemp() + "/photos.zarr"
+    >>> a = zarr.create_array(path, shape=(2, 3, 64, 64), chunks=(1, 3, 64, 64), shards=(2, 3, 64, 64),
+    ...                       dtype="uint8", serializer={"name": "walloc",
+    ...                                                  "configuration": {"preset": "rgb-16x"}})
+    >>> a[:] = 128
+    >>> a[1, :, :8, :8].shape
+    (3, 8, 8)
+    >>> from pathlib import Path
+    >>> meta = json.loads(Path(path, "zarr.json").read_text())["codecs"][0]["configuration"]["codecs"][0]
+    >>> meta["name"], sorted(meta["configuration"])
+    ('walloc', ['channel_last', 'fingerprint', 'nan', 'preset', 'sample_rate'])
     """
 
     is_fixed_size = False

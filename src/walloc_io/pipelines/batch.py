@@ -92,6 +92,18 @@ class BatchDecoder(torch.nn.Module):
     from the streams' fingerprints. Accepts a :class:`DeferredBatch`, a list of
     :class:`Deferred` or a list of ``.wlc`` streams (entropy-decoded here, then). Returns
     one stacked tensor when all items have the same shape and dtype, else a list.
+
+    Examples
+    --------
+    >>> import numpy as np, walloc_io
+    >>> codec = walloc_io.load_codec("gray-16x", device="cpu")
+    >>> blobs = [codec.encode(np.full((1, 32, 48), v, np.uint8)) for v in (40, 200)]
+    >>> decoder = walloc_io.BatchDecoder("gray-16x", device="cpu")
+    >>> y = decoder([codec.entropy_decode(b) for b in blobs])  # e.g. a DataLoader's batch
+    >>> tuple(y.shape), y.dtype
+    ((2, 1, 32, 48), torch.uint8)
+    >>> tuple(decoder(blobs, output="unit").shape)  # float in [-1/2, 1/2], for a network
+    (2, 1, 32, 48)
     """
 
     def __init__(self, codec=None, *, device: str = "auto", output: str = "signal") -> None:

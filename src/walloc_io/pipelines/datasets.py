@@ -35,6 +35,17 @@ class ZarrDataset(torch.utils.data.Dataset):
     name is looked up in the array's attributes, then in the ``members`` that ``walloc
     convert`` keeps from shard sources, e.g. ``"cls"``): items become tuples.
     ``transform`` is applied to the signal / latents.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, zarr, walloc_io
+    >>> path = tempfile.mkdtemp() + "/photos.zarr"
+    >>> a = zarr.create_array(path, shape=(4, 1, 32, 32), chunks=(2, 1, 32, 32), dtype="uint8",
+    ...                       serializer={"name": "walloc", "configuration": {"preset": "gray-16x"}})
+    >>> a[:] = np.arange(4, dtype=np.uint8)[:, None, None, None] * 60
+    >>> ds = walloc_io.ZarrDataset(path, to="latents")
+    >>> len(ds), tuple(ds[0].shape), ds[0].dtype
+    (4, (4, 4, 4), torch.int32)
     """
 
     def __init__(self, source, *, to: str = "signal", output: str = "torch",

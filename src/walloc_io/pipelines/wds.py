@@ -100,8 +100,11 @@ class WlcDecoder:
             return self.codec
         if fingerprint not in loaded:
             fingerprint = read_header(data).fingerprint  # magic, fields and checksum verified
-            name = self.codec if self.codec is not None else preset_for(fingerprint)
-            loaded[fingerprint] = load_codec(name, device=self.device)
+            if self.codec is None:
+                loaded[fingerprint] = load_codec(preset_for(fingerprint), device=self.device)
+            else:  # the named codec, or the earlier version of it that made this stream
+                loaded[fingerprint] = load_codec(self.codec, device=self.device,
+                                                 fingerprint=fingerprint)
         return loaded[fingerprint]
 
 
@@ -171,5 +174,17 @@ class WlcEncoder:
 
 def wds_encoder(codec, *, sample_rate: int = 0, extensions: tuple[str, ...] = EXTENSIONS,
                 fallback: bool = True) -> WlcEncoder:
-    """The ``encoder=`` hook for webdataset's writers (see :class:`WlcEncoder`)."""
+    """The ``encoder=`` hook for webdataset's writers (see :class:`WlcEncoder`).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, webdataset as wds, walloc_io
+    >>> shard = tempfile.mkdtemp() + "/train-000000.tar"
+    >>> with wds.TarWriter(shard, encoder=walloc_io.wds_encoder("gray-16x")) as sink:
+    ...     _ = sink.write({"__key__": "a", "wlc": np.full((1, 32, 32), 90, np.uint8), "cls": 3})
+    >>> data = wds.WebDataset(shard, shardshuffle=False).decode(walloc_io.wds_decoder())
+    >>> sample = next(iter(data))
+    >>> sample["wlc"].shape, sample["wlc"].dtype, sample["cls"]
+    ((1, 32, 32), dtype('uint8'), 3)
+    """
     return WlcEncoder(codec, sample_rate=sample_rate, extensions=extensions, fallback=fallback)

@@ -165,7 +165,21 @@ def open_latents(source, *, dequantise: bool = False, chunks_per_task: int = 8):
 def decode_array(source, *, to: str = "signal", chunks_per_task: int = 8, device: str = "auto"):
     """A WaLLoC-encoded Zarr array decoded lazily by Dask: each task decodes
     ``chunks_per_task`` chunks along axis 0 in one batched call on ``device``. Accepts the
-    group ``walloc convert`` writes as :func:`open_latents` does."""
+    group ``walloc convert`` writes as :func:`open_latents` does.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, zarr, walloc_io
+    >>> path = tempfile.mkdtemp() + "/photos.zarr"
+    >>> a = zarr.create_array(path, shape=(4, 1, 32, 32), chunks=(1, 1, 32, 32), dtype="uint8",
+    ...                       serializer={"name": "walloc", "configuration": {"preset": "gray-16x"}})
+    >>> a[:] = 128
+    >>> lazy = walloc_io.decode_array(path, chunks_per_task=2, device="cpu")
+    >>> lazy.shape, lazy.dtype, lazy.numblocks
+    ((4, 1, 32, 32), dtype('uint8'), (2, 1, 1, 1))
+    >>> bool(abs(lazy.mean().compute() - 128) < 2)
+    True
+    """
     if to not in ("signal", "latents"):
         raise InputError(f"to must be 'signal' or 'latents', got {to!r}")
     return _each(source, lambda a: _build(a, to, chunks_per_task, device))

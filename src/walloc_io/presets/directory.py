@@ -35,10 +35,15 @@ def fingerprint(config: CodecConfig, weights: dict[str, np.ndarray], tables: Ent
 
 
 def save_codec_dir(
-    model: WallocModel, tables: EntropyTables, out: str | Path, extra: dict | None = None
+    model: WallocModel, tables: EntropyTables, out: str | Path, extra: dict | None = None,
+    keep_versions: bool = True,
 ) -> Path:
     """Write a codec directory; built beside ``out`` and swapped in, so a crash mid-way
-    leaves either the old directory or the new one, never a mix."""
+    leaves either the old directory or the new one, never a mix.
+
+    When ``out`` already holds a different model and ``keep_versions`` is true, that model
+    (and the versions it kept) moves to ``out/versions/<fingerprint8>/``, so everything it
+    wrote stays decodable by fingerprint."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp, old = out.with_name(f".{out.name}.partial"), out.with_name(f".{out.name}.old")
@@ -55,12 +60,28 @@ def save_codec_dir(
     (tmp / "config.json").write_text(json.dumps(model.config.to_dict(), indent=1) + "\n")
     manifest = {"fingerprint": fp, "format": 1, **(extra or {})}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    if keep_versions and out.is_dir():
+        _keep_versions(out, tmp, fp)
     if out.exists():
         out.replace(old)
     tmp.replace(out)
     if old.exists():
         shutil.rmtree(old)
     return out
+
+
+def _keep_versions(out: Path, tmp: Path, fp: str) -> None:
+    """Copy the models ``out`` can decode, other than ``fp``, into ``tmp/versions/``."""
+    from . import VERSIONS, versions
+
+    for old_fp, directory in versions(out).items():
+        if old_fp == fp:
+            continue
+        dest = tmp / VERSIONS / old_fp[:8]
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in directory.iterdir():
+            if f.is_file():
+                shutil.copy2(f, dest / f.name)
 
 
 def load_codec_dir(path: Path) -> tuple[WallocModel, EntropyTables, str]:

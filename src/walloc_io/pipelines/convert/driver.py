@@ -162,7 +162,7 @@ def _run_distributed(job, kind, todo, info, workers, scheduler, client, progress
             client = own = distributed.Client(scheduler)
         else:
             cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
-                                               processes=True, dashboard_address=None)
+                                               processes=True, dashboard_address=":0")
             client = own = distributed.Client(cluster)
             client.run(_one_torch_thread)  # our own workers only: one process per core
     try:
