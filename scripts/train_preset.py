@@ -9,7 +9,13 @@
 Training runs the preset's phases in order and resumes from ``WORKDIR/checkpoint.pt`` when
 it exists (a killed run goes on where it stopped; finished phases are skipped); afterwards
 the integer entropy tables are fitted on latents of the training images and the codec
-directory is written to ``src/walloc_io/presets/NAME`` (or ``--out``).
+directory is written to ``src/walloc_io/presets/NAME`` (or ``--out``), with its quality
+ladder (``ladder.npz``: tables for each quality rung, see ``walloc_io.quality``).
+
+``--ladder-only`` fits just the ladder of an existing codec directory (the shipped preset by
+default) on the training data, leaving its weights, tables and fingerprint as they are:
+
+    python scripts/train_preset.py rgb-16x --data data/images --ladder-only
 """
 
 from __future__ import annotations
@@ -90,8 +96,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--until", type=int, help="stop after the phase that ends at this step")
     parser.add_argument("--freeze-only", action="store_true", help="skip training, use checkpoint")
+    parser.add_argument("--ladder-only", action="store_true",
+                        help="fit only the quality ladder of the existing codec directory")
     args = parser.parse_args()
     config, phases = PRESETS[args.preset]
+    out = args.out or Path(__file__).resolve().parents[1] / "src/walloc_io/presets" / args.preset
+    if args.ladder_only:
+        return _ladder_only(out, _load(args.data / "train", config))
     if args.until:
         phases = [p for p in phases if p.steps <= args.until]
     workdir = args.workdir or Path("runs") / args.preset
@@ -105,9 +116,26 @@ def main() -> None:
         trainer.initialise_or_resume()
     from walloc_io.training.export import export_codec
 
-    out = args.out or Path(__file__).resolve().parents[1] / "src/walloc_io/presets" / args.preset
     path = export_codec(trainer.model.cpu().eval(), train, out, train_log=workdir / "log.jsonl")
     print(f"wrote {path}", file=sys.stderr)
+
+
+def _ladder_only(directory: Path, train) -> None:
+    import json
+
+    from walloc_io.entropy import ladder_id, save_ladder
+    from walloc_io.presets.directory import load_codec_dir
+    from walloc_io.training.export import fit_ladder
+
+    model, _, fp = load_codec_dir(directory)
+    ladder = fit_ladder(model, train)
+    tmp = directory / ".ladder.npz.partial"
+    save_ladder(ladder, tmp)
+    tmp.replace(directory / "ladder.npz")
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["ladder"] = f"{ladder_id(ladder):08x}"
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    print(f"{directory}: ladder {manifest['ladder']} for model {fp[:12]}", file=sys.stderr)
 
 
 if __name__ == "__main__":

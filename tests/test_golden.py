@@ -90,3 +90,32 @@ def test_golden_inputs_still_reconstruct_well(codec):
         decoded = np.load(folder / f"{name}.npz")["decoded"]
         peak = 4.0 if x.dtype == np.float32 else None
         assert 24 < psnr(x, decoded, peak) < 45, name
+
+
+# -- format 3: streams with a quality (written once by walloc-io 0.3; never regenerated) -------
+FORMAT3 = GOLDEN_ROOT / "format3"
+QUALITY_CASES = {"uint8_64x96_q20": ("uint8_64x96", 20), "uint8_64x96_q90": ("uint8_64x96", 90),
+                 "float32_37x53_q80": ("float32_37x53", 80)}
+
+
+def write_format3(codec) -> None:
+    """Called by hand once (``python -c 'from tests.test_golden import *; ...'``)."""
+    FORMAT3.mkdir(exist_ok=True)
+    for name, (source, q) in QUALITY_CASES.items():
+        blob = codec.encode(inputs()[source], quality=q)
+        (FORMAT3 / f"{name}.wlc").write_bytes(blob)
+        np.savez_compressed(FORMAT3 / f"{name}.npz", latents=codec.decode_latents(blob),
+                            decoded=codec.decode(blob))
+
+
+@pytest.mark.parametrize("name", sorted(QUALITY_CASES))
+def test_golden_quality_streams_decode(codec, name):
+    blob = (FORMAT3 / f"{name}.wlc").read_bytes()
+    expected = np.load(FORMAT3 / f"{name}.npz")
+    header = walloc_io.read_header(blob)
+    assert header.version == 3 and header.quality == QUALITY_CASES[name][1]
+    assert header.ladder == codec.ladder_id
+    np.testing.assert_array_equal(codec.decode_latents(blob), expected["latents"])
+    decoded = codec.decode(blob)
+    tolerance = {"uint8": 1, "float32": 4 / 255}[header.dtype]
+    assert np.abs(decoded.astype(np.float64) - expected["decoded"]).max() <= tolerance

@@ -3,7 +3,8 @@
 Layout (little-endian)::
 
     magic        4s   b"WLOC"
-    version      u8   1 (walloc-io 0.1: constriction ANS, uint32 words) or 2 (native rANS)
+    version      u8   1 (walloc-io 0.1: constriction ANS, uint32 words), 2 (native rANS) or
+                      3 (2 plus the extension list below)
     modality     u8   0 image (2D), 1 audio (1D)
     entropy      u8   entropy model id (0 histogram, 1 predictive)
     dtype        u8   index into DTYPES
@@ -16,6 +17,10 @@ Layout (little-endian)::
     latent_shape u32 x ndim
     norm_kind    u8   0: fixed dtype range; 1: per-channel (offset f64, scale f64) x C
     [norm]       f64 x 2C
+    [extensions] version 3 only: count u8, then per extension tag u8 | length u32 | bytes.
+                 Tag 1, quality: quality u8 (1..100, not 50) | ladder u32 (the first four
+                 bytes of the quality ladder's digest, see :mod:`walloc_io.quality`).
+                 An unknown tag is refused (its meaning may matter for decoding).
     payload_len  u32
     payload      payload_len bytes: entropy-coded latents (version 1: uint32 words of
                  constriction's ANS; version 2: uint16 words of the native rANS coder)
@@ -38,8 +43,11 @@ import numpy as np
 from .errors import BitstreamError
 
 MAGIC = b"WLOC"
-FORMAT_VERSION = 2  # what this release writes
-READ_VERSIONS = (1, 2)  # what it reads: every version ever written, forever
+FORMAT_VERSION = 2  # what this release writes for streams without extensions (as 0.2.0)
+EXTENDED_VERSION = 3  # what it writes for streams with extensions (a quality, ...)
+READ_VERSIONS = (1, 2, 3)  # what it reads: every version ever written, forever
+EXT_QUALITY = 1
+_QUALITY = struct.Struct("<BI")
 MODALITIES = ("image", "audio")
 ENTROPY_MODELS = ("histogram", "predictive")
 DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
@@ -80,6 +88,13 @@ class Header:
     normalisation: np.ndarray | None  # (C, 2) offset, scale; None for the dtype range
     sample_rate: int = 0
     version: int = FORMAT_VERSION
+    quality: int | None = None  # None: the design point (see walloc_io.quality)
+    ladder: int = 0  # digest prefix of the quality ladder the stream was coded with
+
+    @property
+    def extended(self) -> bool:
+        """Whether the stream needs format 3 (it carries extensions)."""
+        return self.quality is not None
 
     @property
     def ndim(self) -> int:
@@ -122,6 +137,14 @@ def pack(header: Header, payload: bytes) -> bytes:
     else:
         norm = np.asarray(header.normalisation, dtype="<f8").reshape(header.channels, 2)
         parts += [struct.pack("<B", NORM_AFFINE), norm.tobytes()]
+    if header.version >= EXTENDED_VERSION:
+        extensions = []
+        if header.quality is not None:
+            extensions.append((EXT_QUALITY, _QUALITY.pack(header.quality, header.ladder)))
+        parts.append(struct.pack("<B", len(extensions)))
+        parts += [struct.pack("<BI", tag, len(body)) + body for tag, body in extensions]
+    elif header.extended:
+        raise ValueError(f"format {header.version} cannot carry extensions")
     parts += [struct.pack("<I", len(payload)), payload]
     body = b"".join(parts)
     return body + struct.pack("<I", zlib.crc32(body))
@@ -201,6 +224,21 @@ def _parse(data: bytes) -> tuple[Header, bytes, int]:
     norm = None
     if norm_kind == NORM_AFFINE:
         norm = np.array(r.take(f"<{2 * channels}d"), dtype=np.float64).reshape(channels, 2)
+    quality, ladder = None, 0
+    if version >= EXTENDED_VERSION:
+        (count,) = r.take("<B")
+        seen = set()
+        for _ in range(count):
+            tag, size = r.take("<BI")
+            if tag in seen:
+                raise BitstreamError(f"stream repeats extension {tag}")
+            seen.add(tag)
+            if tag != EXT_QUALITY or size != _QUALITY.size:
+                raise BitstreamError(f"unknown stream extension {tag} ({size} bytes): "
+                                     "written by a newer walloc-io?")
+            quality, ladder = r.take(_QUALITY.format)
+            if not 1 <= quality <= 100 or quality == 50:
+                raise BitstreamError(f"stream quality {quality} is out of range")
     (length,) = r.take("<I")
     if r.pos + length + 4 > len(data):
         raise BitstreamError(f"stream truncated: payload needs {length} bytes, "
@@ -211,7 +249,8 @@ def _parse(data: bytes) -> tuple[Header, bytes, int]:
     if zlib.crc32(data[: r.pos - 4]) != crc:
         raise BitstreamError("checksum mismatch: the stream is corrupt")
     header = Header(MODALITIES[modality], ENTROPY_MODELS[entropy], DTYPES[dtype], fp.hex(),
-                    channels, shape, padding, latent_channels, latent_shape, norm, rate, version)
+                    channels, shape, padding, latent_channels, latent_shape, norm, rate, version,
+                    quality, ladder)
     _check_fields(header)
     return header, payload, r.pos
 

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from . import bitstream
+from . import quality as _quality
 from .bitstream import Header
 from .config import CodecConfig
-from .entropy import EntropyTables, LatentCoder, format1
+from .entropy import EntropyTables, LatentCoder, format1, ladder_id, load_ladder
 from .errors import BitstreamError, InputError, ModelMismatchError
 from .latents import Latents
 from .model import WallocModel
@@ -72,11 +73,15 @@ class Codec:
     def __init__(
         self, model: WallocModel, tables: EntropyTables, fingerprint: str,
         device: str | torch.device | None = None, source: str | None = None,
+        ladder: dict[int, EntropyTables] | None = None,
     ) -> None:
         self.device = pick_device(device)
         self.model = model.eval().to(self.device)
         self.tables, self.fingerprint, self.source = tables, fingerprint, source
         self.coder = LatentCoder(tables)  # format 2 (native); format 1 streams use constriction
+        self.ladder = dict(ladder or {})  # quality rung -> tables (walloc_io.quality)
+        self.ladder_id = ladder_id(self.ladder) if self.ladder else 0
+        self._coders: dict[int, LatentCoder] = {}
         self._lock = threading.Lock()  # torch modules are not re-entrant across threads
         self._analysis: NativeAnalysis | None = None
 
@@ -98,29 +103,64 @@ class Codec:
         return load_codec, (self.source, str(self.device))
 
     # -- encoding ---------------------------------------------------------------------------
-    def encode(self, x, *, sample_rate: int = 0) -> bytes:
-        """One signal -> one ``.wlc`` stream."""
-        return self.encode_batch([x], sample_rate=sample_rate)[0]
+    def encode(self, x, *, sample_rate: int = 0, quality: int | None = None) -> bytes:
+        """One signal -> one ``.wlc`` stream.
 
-    def encode_batch(self, xs: Sequence, *, sample_rate: int = 0) -> list[bytes]:
+        ``quality``: an integer in 1..100 (higher: more bits, higher fidelity; see
+        :mod:`walloc_io.quality`) or ``None``, the preset's design point (= 50).
+
+        Examples
+        --------
+        >>> import numpy as np, walloc_io
+        >>> codec = walloc_io.load_codec("gray-16x", device="cpu")
+        >>> x = np.random.default_rng(0).integers(0, 256, (1, 64, 64), dtype=np.uint8)
+        >>> sizes = [len(codec.encode(x, quality=q)) for q in (10, 50, 90)]
+        >>> sizes == sorted(sizes), codec.decode(codec.encode(x, quality=90)).shape
+        (True, (1, 64, 64))
+        """
+        return self.encode_batch([x], sample_rate=sample_rate, quality=quality)[0]
+
+    def encode_batch(self, xs: Sequence, *, sample_rate: int = 0,
+                     quality: int | None = None) -> list[bytes]:
         """Many signals -> streams; same-size signals share one tensor call."""
         sample_rate = check_sample_rate(sample_rate)
+        q = self._check_quality(quality)
         cfg = self.config
         native = self.device.type == "cpu"
         prepared = [prepare(x, cfg.channels, cfg.signal_ndim, 2 ** cfg.levels, raw_uint8=native)
                     for x in xs]
         latents = self._grouped(prepared, lambda p: (p.data.shape, p.data.dtype),
-                                self._encode_stack)
-        return [self._pack(p, z, sample_rate) for p, z in zip(prepared, latents)]
+                                lambda items: self._encode_stack(items, _quality.step(q)))
+        return [self._pack(p, z, sample_rate, q) for p, z in zip(prepared, latents)]
 
-    def _encode_stack(self, items: list[Prepared]) -> list[np.ndarray]:
+    def _check_quality(self, q) -> int | None:
+        q = _quality.check_quality(q)
+        if q is not None and not self.ladder:
+            raise InputError(f"codec {self.config.name} has no quality ladder (ladder.npz): "
+                             "only quality=None (its design point) is available")
+        return q
+
+    def _encode_stack(self, items: list[Prepared], step: float = 1.0) -> list[np.ndarray]:
         x = np.stack([p.data for p in items])
         if self.device.type == "cpu":  # the C analysis: deterministic, GIL released
-            return list(self.analysis.latents(x))
+            return list(self.analysis.latents(x, step))
         t = torch.from_numpy(unit_uint8(x) if x.dtype == np.uint8 else x).to(self.device)
         with self._lock, torch.inference_mode():
-            z = self.model.encode_latents(t).cpu().numpy()
+            z = self.model.encode_latents(t, step).cpu().numpy()
         return list(z)
+
+    def coder_for(self, q: int | None) -> LatentCoder:
+        """The entropy coder of quality ``q`` (its ladder rung's tables)."""
+        if q is None:
+            return self.coder
+        r = _quality.rung(q)
+        if r not in self._coders:
+            tables = self.tables if r == _quality.DESIGN else self.ladder.get(r)
+            if tables is None:
+                raise ModelMismatchError(f"codec {self.config.name} has no tables for quality "
+                                         f"rung {r}")
+            self._coders[r] = LatentCoder(tables)
+        return self._coders[r]
 
     @property
     def analysis(self) -> NativeAnalysis:
@@ -129,11 +169,15 @@ class Codec:
             self._analysis = NativeAnalysis(self.model)
         return self._analysis
 
-    def _pack(self, p: Prepared, latents: np.ndarray, sample_rate: int) -> bytes:
+    def _pack(self, p: Prepared, latents: np.ndarray, sample_rate: int,
+              q: int | None = None) -> bytes:
+        extended = q is not None
         header = Header(self.config.modality, self.config.entropy_model, p.dtype,
                         self.fingerprint, self.config.channels, p.shape, p.padding,
-                        latents.shape[0], latents.shape[1:], p.normalisation, sample_rate)
-        return bitstream.pack(header, self.coder.encode(latents))
+                        latents.shape[0], latents.shape[1:], p.normalisation, sample_rate,
+                        bitstream.EXTENDED_VERSION if extended else bitstream.FORMAT_VERSION,
+                        q, self.ladder_id if extended else 0)
+        return bitstream.pack(header, self.coder_for(q).encode(latents))
 
     # -- decoding ---------------------------------------------------------------------------
     def read(self, blob: bytes) -> tuple[Header, np.ndarray]:
@@ -141,14 +185,15 @@ class Codec:
         header, payload = bitstream.unpack(blob)
         self.check(header)
         shape = (header.latent_channels, *header.latent_shape)
-        return header, self._entropy_decode(header.version, [payload], shape)[0]
+        return header, self._entropy_decode(header.version, [payload], shape, header.quality)[0]
 
-    def _entropy_decode(self, version: int, payloads: list[bytes], shape: tuple[int, ...]):
-        """Same-shape payloads of one format version -> latents. Format 2: one native call;
-        format 1: constriction, each payload first checked against its capacity (with a
-        factor 2 margin: constriction rescales the tables' probabilities)."""
+    def _entropy_decode(self, version: int, payloads: list[bytes], shape: tuple[int, ...],
+                        q: int | None = None):
+        """Same-shape payloads of one format version and quality -> latents. Formats 2 and
+        3: one native call; format 1: constriction, each payload first checked against its
+        capacity (with a factor 2 margin: constriction rescales the tables' probabilities)."""
         if version != 1:
-            return list(self.coder.decode_many(payloads, shape))
+            return list(self.coder_for(q).decode_many(payloads, shape))
         for p in payloads:
             self.coder.check_capacity(len(p), shape, margin=2.0)
         return [format1.decode(p, shape, self.tables) for p in payloads]
@@ -160,16 +205,21 @@ class Codec:
         groups: dict = defaultdict(list)
         for i, (header, _) in enumerate(parsed):
             self.check(header)
-            groups[(header.version, (header.latent_channels, *header.latent_shape))].append(i)
+            groups[(header.version, (header.latent_channels, *header.latent_shape),
+                    header.quality)].append(i)
         out: list = [None] * len(parsed)
-        for (version, shape), index in groups.items():
-            latents = self._entropy_decode(version, [parsed[i][1] for i in index], shape)
+        for (version, shape, q), index in groups.items():
+            latents = self._entropy_decode(version, [parsed[i][1] for i in index], shape, q)
             for i, z in zip(index, latents):
                 out[i] = (parsed[i][0], z)
         return out
 
     def decode_latents(self, blob: bytes) -> np.ndarray:
-        """Integer latents ``(latent_channels, *latent_shape)`` without the decoder network."""
+        """Integer latents ``(latent_channels, *latent_shape)`` without the decoder network.
+
+        They are codes on the stream's quantisation grid: for a stream of a quality other
+        than the design point, :meth:`dequantise` (given its ``header.quality``) puts them on
+        the common scale."""
         return self.read(blob)[1]
 
     def entropy_decode(self, blob: bytes) -> Latents:
@@ -190,7 +240,7 @@ class Codec:
             raise InputError(f"output must be 'signal' or 'unit', got {output!r}")
         for h in headers:
             self.check(h)
-        y = self.synthesise(codes)
+        y = self.synthesise(codes, [_quality.step(h.quality) for h in headers])
         shapes = {(h.shape, h.dtype) for h in headers}
         if len(shapes) == 1 and output == "unit":
             return _crop(y, headers[0].shape).add(0.5).clamp_(0, 1)
@@ -212,21 +262,34 @@ class Codec:
         signals = self._grouped(read, lambda r: r[1].shape, self._decode_stack)
         return [restore(s, h.dtype, h.shape, h.normalisation) for (h, _), s in zip(read, signals)]
 
-    def dequantise(self, latents: np.ndarray) -> np.ndarray:
-        """Integer latents -> the linear encoder's float outputs (companding inverted), float32."""
+    def dequantise(self, latents: np.ndarray, quality: int | None = None) -> np.ndarray:
+        """Integer latents of a stream of ``quality`` -> the linear encoder's float outputs
+        (codes times the quality's step, companding inverted), float32: one scale for
+        streams of every quality."""
         y = torch.from_numpy(np.ascontiguousarray(latents)).float()
+        if quality is not None:
+            y = y * _quality.step(quality)
         with torch.inference_mode():
             return self.model.companding.inverse(y).numpy()
 
-    def synthesise(self, latents) -> torch.Tensor:
+    def synthesise(self, latents, steps: Sequence[float] | float = 1.0) -> torch.Tensor:
         """Batched decoder network: integer latents ``(N, L, ...)`` -> signals in [-1/2, 1/2]
-        on this codec's device (for loaders that batch latents from many workers)."""
+        on this codec's device (for loaders that batch latents from many workers).
+        ``steps``: the quantisation step of every item (one for all, or one each;
+        ``walloc_io.quality.step(header.quality)``)."""
         z = torch.as_tensor(np.asarray(latents) if not torch.is_tensor(latents) else latents)
+        step: float | torch.Tensor
+        if isinstance(steps, (int, float)):
+            step = float(steps)
+        else:
+            each = [float(v) for v in steps]
+            step = each[0] if len(set(each)) == 1 else torch.tensor(each)
         with self._lock, torch.inference_mode():
-            return self.model.decode_latents(z.to(self.device))
+            return self.model.decode_latents(z.to(self.device), step)
 
     def _decode_stack(self, items: list[tuple[Header, np.ndarray]]) -> list[np.ndarray]:
-        y = self.synthesise(np.stack([z for _, z in items]))
+        y = self.synthesise(np.stack([z for _, z in items]),
+                            [_quality.step(h.quality) for h, _ in items])
         return list(y.float().cpu().numpy())
 
     @staticmethod
@@ -248,6 +311,11 @@ class Codec:
             raise ModelMismatchError(
                 f"stream was made by model {h.fingerprint[:12]}, not by this codec "
                 f"({cfg.name}, {self.fingerprint[:12]})")
+        if h.quality is not None and h.ladder != self.ladder_id:
+            raise ModelMismatchError(
+                f"stream of quality {h.quality} was coded with quality ladder {h.ladder:08x}; "
+                f"this codec's is {self.ladder_id:08x}" if self.ladder else
+                f"stream of quality {h.quality} needs a quality ladder; codec {cfg.name} has none")
         f = 2 ** cfg.levels
         expected = tuple((n + p) // f for n, p in zip(h.shape, h.padding))
         if (h.modality != cfg.modality or h.channels != cfg.channels
@@ -338,7 +406,8 @@ def load_codec(
             model, tables, fp = load_codec_dir(path)
             source = name_or_path if isinstance(name_or_path, str) and not Path(
                 name_or_path).exists() else str(path)
-            _CACHE[key] = Codec(model, tables, fp, dev, source=source)
+            ladder = load_ladder(path / "ladder.npz") if (path / "ladder.npz").is_file() else None
+            _CACHE[key] = Codec(model, tables, fp, dev, source=source, ladder=ladder)
         return _CACHE[key]
 
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ..errors import WallocError
-from .args import Parser, device
+from .args import Parser, device, quality
 
 
 def _encode(args: argparse.Namespace) -> None:
@@ -24,7 +24,7 @@ def _encode(args: argparse.Namespace) -> None:
 
     signal = read_signal(args.input)
     codec = load_codec(args.codec, device=args.device)
-    blob = codec.encode(signal.data, sample_rate=signal.sample_rate)
+    blob = codec.encode(signal.data, sample_rate=signal.sample_rate, quality=args.quality)
     write_atomic(args.output, blob)
     ratio = signal.data.nbytes / len(blob)
     print(f"{args.input} -> {args.output}: {signal.data.nbytes} -> {len(blob)} bytes "
@@ -58,7 +58,7 @@ def _info(args: argparse.Namespace) -> None:
         "latent_shape": [h.latent_channels, *h.latent_shape], "entropy_model": h.entropy_model,
         "fingerprint": h.fingerprint, "rate": _rate(blob, h.array_shape),
         "normalisation": None if h.normalisation is None else h.normalisation.tolist(),
-        "sample_rate": h.sample_rate or None, "format_version": h.version,
+        "sample_rate": h.sample_rate or None, "format_version": h.version, "quality": h.quality,
     }
     if args.json:
         print(json.dumps(fields))
@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("output", help="the .wlc stream to write")
     enc.add_argument("--codec", default="rgb-16x", help="preset name or codec directory")
     enc.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:N or auto")
+    enc.add_argument("--quality", type=quality, help="1..100, higher = more bits (default: the "
+                     "codec's design point, 50)")
     enc.set_defaults(run=_encode)
     dec = sub.add_parser("decode", help="decompress a .wlc stream to the format of OUTPUT")
     dec.add_argument("input")

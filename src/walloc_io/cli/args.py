@@ -20,6 +20,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def quality(text: str) -> int:
+    """An integer 1..100 (walloc_io.quality; 50 is the codec's design point)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer 1..100, got {text!r}") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected an integer 1..100, got {value}")
+    return value
+
+
 def device(text: str) -> str:
     """cpu, cuda, cuda:N or auto."""
     if not DEVICE.match(text):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from .args import positive_int
+from .args import positive_int, quality
 
 
 def add_parser(sub) -> None:
@@ -32,6 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--tile", type=int, default=1024, help="chunk size along each signal axis")
     p.add_argument("--verify", type=int, default=8, help="decode this many items for the summary")
     p.add_argument("--strict", action="store_true", help="abort if any item is bad")
+    p.add_argument("--quality", type=quality, help="1..100, higher = more bits (default: the "
+                   "codec's design point, 50)")
     p.set_defaults(run=run)
 
 
@@ -48,7 +50,7 @@ def run(args) -> None:
     summary = convert(args.src, args.dst, args.codec, fmt=args.fmt, zarr_format=args.zarr_format,
                       workers=args.workers, scheduler=args.scheduler, strict=args.strict,
                       items_per_task=args.items_per_task, tile=args.tile, verify=args.verify,
-                      progress=progress)
+                      progress=progress, quality=args.quality)
     from ..codec import load_codec
 
     modality = load_codec(args.codec, device="cpu").config.modality

@@ -3,6 +3,11 @@
     walloc eval rgb-16x data/images/val --out benchmarks/results/eval-rgb-16x
     walloc eval my-audio/ recordings/ --out report/
 
+The codec is measured at its design point (or ``--quality``) and, when it has a quality
+ladder, along its whole RD curve (qualities 1..100, see ``walloc_io.quality``): the report
+gives BD-PSNR/BD-SNR of that curve against each baseline over the rates both cover, and the
+worst item against the same-DR baseline (bicubic, ideal decimation).
+
 Images: bpp, PSNR, MS-SSIM, encode/decode ms per megapixel; the same images through JPEG,
 WebP and JPEG 2000 (Pillow) at a ladder of qualities, and bicubic down/up at the codec's
 dimensionality reduction. Audio: kbps, SNR; FLAC (lossless), MP3 and Opus (libsndfile) and
@@ -19,7 +24,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .args import device
+from .args import device, quality
 
 
 def add_parser(sub) -> None:
@@ -32,6 +37,10 @@ def add_parser(sub) -> None:
     p.add_argument("--no-baselines", action="store_true", help="only the codec itself")
     p.add_argument("--device", type=device, default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads for timing")
+    p.add_argument("--quality", type=quality, help="the single operating point (default: the "
+                   "design point, 50)")
+    p.add_argument("--no-curve", action="store_true",
+                   help="skip the codec's RD curve over its quality ladder")
     p.set_defaults(run=run)
 
 
@@ -43,12 +52,15 @@ def run(args) -> None:
     torch.set_num_threads(args.threads)
     codec = load_codec(args.codec, device=args.device)
     from ..evaluation import evaluate_audio, evaluate_image, items, plot, report, write_csv
+    from ..evaluation.rd import qualities
 
     found = items(args.data, codec.config.modality, codec.config.channels)[: args.limit]
     evaluate = evaluate_image if codec.config.modality == "image" else evaluate_audio
     rows = []
     for name, signal, rate in found:
-        rows += [{"item": name, **r} for r in evaluate(codec, signal, rate, not args.no_baselines)]
+        rows += [{"item": name, **r} for r in evaluate(
+            codec, signal, rate, not args.no_baselines, qualities(codec, not args.no_curve),
+            codec._check_quality(args.quality))]
         print(f"  {name}: done", file=sys.stderr)
     text = report(codec, rows)
     print(text)

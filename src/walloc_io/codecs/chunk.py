@@ -84,7 +84,7 @@ def check_layout(config: CodecConfig, chunk_shape, dtype, channel_last: bool = F
 
 
 def encode_chunk(codec: Codec, chunk: np.ndarray, *, channel_last: bool = False,
-                 nan: str = "raise", sample_rate: int = 0) -> bytes:
+                 nan: str = "raise", sample_rate: int = 0, quality: int | None = None) -> bytes:
     """One array chunk -> one chunk record (all items in one batched encoder call)."""
     chunk = np.asarray(chunk)
     if nan not in NAN_POLICIES:
@@ -101,7 +101,7 @@ def encode_chunk(codec: Codec, chunk: np.ndarray, *, channel_last: bool = False,
                 raise InputError(f"chunk contains {int((~finite).sum())} NaN values "
                                  "(use nan='mask' to store a mask and fill them)")
             items, mask = _fill_nan(items), _to_chunk_layout(~finite, chunk.shape, channel_last)
-    streams = codec.encode_batch(list(items), sample_rate=sample_rate)
+    streams = codec.encode_batch(list(items), sample_rate=sample_rate, quality=quality)
     return pack(ChunkRecord(chunk.shape, chunk.dtype.name, channel_last, streams, mask))
 
 

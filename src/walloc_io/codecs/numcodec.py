@@ -56,18 +56,20 @@ class WallocCodec(_NumcodecsCodec):
 
     def __init__(self, preset: str | None = None, path: str | None = None,
                  fingerprint: str | None = None, channel_last: bool = False, nan: str = "raise",
-                 sample_rate: int = 0, device: str | None = None) -> None:
-        opts = ChunkCodecOptions(preset, path, fingerprint, channel_last, nan, sample_rate)
+                 sample_rate: int = 0, quality: int | None = None,
+                 device: str | None = None) -> None:
+        opts = ChunkCodecOptions(preset, path, fingerprint, channel_last, nan, sample_rate,
+                                 quality)
         # public attributes are the config (numcodecs' convention): options only
         self.preset, self.path, self.channel_last = opts.preset, opts.path, opts.channel_last
-        self.nan, self.sample_rate = opts.nan, opts.sample_rate
+        self.nan, self.sample_rate, self.quality = opts.nan, opts.sample_rate, opts.quality
         self.fingerprint = opts.resolved_fingerprint()
         self._device, self._model = device, None
 
     @property
     def options(self) -> ChunkCodecOptions:
         return ChunkCodecOptions(self.preset, self.path, self.fingerprint, self.channel_last,
-                                 self.nan, self.sample_rate)
+                                 self.nan, self.sample_rate, self.quality)
 
     @classmethod
     def from_config(cls, config: dict) -> WallocCodec:
@@ -89,7 +91,7 @@ class WallocCodec(_NumcodecsCodec):
     def encode(self, buf) -> bytes:
         arr = ensure_ndarray_like(buf)
         return encode_chunk(self.codec, np.asarray(arr), channel_last=self.channel_last,
-                            nan=self.nan, sample_rate=self.sample_rate)
+                            nan=self.nan, sample_rate=self.sample_rate, quality=self.quality)
 
     def decode(self, buf, out=None):
         arr = decode_chunk(self.codec, ensure_bytes(buf))

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import InputError, PresetError
 from ..presets import manifest_fingerprint
+from ..quality import check_quality
 from ..signal import check_sample_rate
 
 NAN_POLICIES = ("raise", "mask")
@@ -69,6 +70,7 @@ class ChunkCodecOptions:
     channel_last: bool = False
     nan: str = "raise"
     sample_rate: int = 0
+    quality: int | None = None  # 1..100 (walloc_io.quality); None: the design point
 
     def __post_init__(self) -> None:
         if (self.preset is None) == (self.path is None):
@@ -78,6 +80,7 @@ class ChunkCodecOptions:
         if not isinstance(self.channel_last, bool):
             object.__setattr__(self, "channel_last", bool(self.channel_last))
         object.__setattr__(self, "sample_rate", check_sample_rate(self.sample_rate))
+        object.__setattr__(self, "quality", check_quality(self.quality))
         if self.path is not None:
             object.__setattr__(self, "path", str(self.path))
 

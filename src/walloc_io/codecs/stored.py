@@ -113,7 +113,8 @@ class StoredArray:
     @functools.cached_property
     def fill_record(self) -> bytes:
         """The record such a chunk would have had: its latents are the fill value's."""
-        return encode_chunk(self.codec(), self.fill_chunk(), channel_last=self.channel_last)
+        return encode_chunk(self.codec(), self.fill_chunk(), channel_last=self.channel_last,
+                            quality=self.options.quality)
 
 
 class ShardLayout:

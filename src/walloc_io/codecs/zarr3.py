@@ -134,7 +134,7 @@ class WallocZarrCodec(ChunkCodecOptions, ArrayBytesCodec):
             if chunk.shape != spec.shape:
                 raise ChunkLayoutError(f"chunk of shape {chunk.shape}, expected {spec.shape}")
             record = encode_chunk(codec, chunk, channel_last=self.channel_last, nan=self.nan,
-                                  sample_rate=self.sample_rate)
+                                  sample_rate=self.sample_rate, quality=self.quality)
             out.append(spec.prototype.buffer.from_bytes(record))
         return out
 

@@ -3,6 +3,14 @@ the constriction coder of format 1 (old streams)."""
 
 from . import format1
 from .native import LatentCoder
-from .tables import EntropyTables, fit_tables, quantise_counts
+from .tables import (
+    EntropyTables,
+    fit_tables,
+    ladder_id,
+    load_ladder,
+    quantise_counts,
+    save_ladder,
+)
 
-__all__ = ["EntropyTables", "LatentCoder", "fit_tables", "format1", "quantise_counts"]
+__all__ = ["EntropyTables", "LatentCoder", "fit_tables", "format1", "ladder_id", "load_ladder",
+           "quantise_counts", "save_ladder"]

@@ -244,7 +244,7 @@ class EntropyTables:
         Path(path).write_bytes(self.to_bytes())
 
     @classmethod
-    def load(cls, path: str | Path) -> EntropyTables:
+    def load(cls, path: str | Path | io.BytesIO) -> EntropyTables:
         with np.load(path) as z:
             max_symbol, precision, channels, modes = (int(v) for v in z["meta"])
             thresholds = tuple(z[f"thr{c}"].astype(np.int64) for c in range(channels))
@@ -337,3 +337,27 @@ def _entropy(r: np.ndarray) -> float:
     counts = np.unique(r, return_counts=True)[1]
     p = counts / counts.sum()
     return float(-(counts * np.log2(p)).sum())
+
+
+def save_ladder(ladder: dict[int, EntropyTables], path: str | Path) -> None:
+    """Write the quality ladder (quality rung -> tables) as one ``.npz``."""
+    buf = io.BytesIO()
+    arrays: dict[str, Any] = {f"q{q}": np.frombuffer(t.to_bytes(), np.uint8)
+                              for q, t in sorted(ladder.items())}
+    np.savez(buf, **arrays)
+    Path(path).write_bytes(buf.getvalue())
+
+
+def load_ladder(path: str | Path) -> dict[int, EntropyTables]:
+    """Read a ladder written by :func:`save_ladder` (every table validated)."""
+    with np.load(path) as z:
+        return {int(k[1:]): EntropyTables.load(io.BytesIO(z[k].tobytes())) for k in z.files}
+
+
+def ladder_id(ladder: dict[int, EntropyTables]) -> int:
+    """The first four bytes of the ladder's digest, as streams coded with it record them."""
+    h = hashlib.sha256()
+    for q, t in sorted(ladder.items()):
+        h.update(q.to_bytes(2, "little"))
+        h.update(t.digest())
+    return int.from_bytes(h.digest()[:4], "little")

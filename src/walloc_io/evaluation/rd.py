@@ -24,6 +24,13 @@ JPEG_QUALITIES = (10, 20, 35, 50, 75, 90)
 WEBP_QUALITIES = (5, 15, 30, 50, 75, 90)
 J2K_RATES = (400, 200, 100, 50, 25)  # compression ratios (Pillow ``quality_layers``)
 AUDIO_LEVELS = (0.99, 0.9, 0.7, 0.5, 0.3)  # libsndfile compression_level, high = smaller
+LADDER = (1, 10, 20, 35, 50, 65, 80, 100)  # the codec's qualities evaluated for its RD curve
+CURVE = "WaLLoC curve"  # method name of the ladder rows ("WaLLoC": the design point)
+
+
+def qualities(codec, ladder: bool) -> tuple[int, ...]:
+    """The qualities of the codec's RD curve: :data:`LADDER` when it has a quality ladder."""
+    return LADDER if ladder and codec.ladder else ()
 MP3_RATES = (48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
 MAX_DELAY = 8192  # samples of codec delay searched when aligning a decoded baseline
 
@@ -62,17 +69,25 @@ def timed(fn, repeat: int = 2):
     return best, value
 
 
-def evaluate_image(codec, image, _rate, baselines: bool) -> list[dict]:
+def evaluate_image(codec, image, _rate, baselines: bool, ladder: tuple[int, ...] = (),
+                   quality: int | None = None) -> list[dict]:
+    """Rows of one image: the codec at ``quality`` (method ``WaLLoC``), at each quality of
+    ``ladder`` (method :data:`CURVE`) and, with ``baselines``, bicubic/JPEG/WebP/JPEG 2000."""
     from ..metrics import bicubic_round_trip, ms_ssim, psnr
 
     pixels = image.shape[1] * image.shape[2]
     peak = float(np.iinfo(image.dtype).max) if image.dtype.kind in "iu" else float(np.ptp(image))
-    t_enc, blob = timed(lambda: codec.encode(image))
+    t_enc, blob = timed(lambda: codec.encode(image, quality=quality))
     t_dec, decoded = timed(lambda: codec.decode(blob))
     rows = [{"method": "WaLLoC", "setting": codec.config.name, "rate": 8 * len(blob) / pixels,
              "psnr": psnr(image, decoded), "ms_ssim": ms_ssim(image, decoded, peak),
              "encode_ms_per_mp": 1e3 * t_enc / (pixels / 1e6),
              "decode_ms_per_mp": 1e3 * t_dec / (pixels / 1e6)}]
+    for q in ladder:
+        blob = codec.encode(image, quality=q)
+        decoded = codec.decode(blob)
+        rows.append({"method": CURVE, "setting": f"q{q}", "rate": 8 * len(blob) / pixels,
+                     "psnr": psnr(image, decoded), "ms_ssim": ms_ssim(image, decoded, peak)})
     if not baselines:
         return rows
     if image.dtype == np.uint8:
@@ -112,16 +127,22 @@ def pillow_round_trip(image: np.ndarray, method: str, setting) -> tuple[int, np.
     return size, np.concatenate(planes)
 
 
-def evaluate_audio(codec, clip, rate, baselines: bool) -> list[dict]:
+def evaluate_audio(codec, clip, rate, baselines: bool, ladder: tuple[int, ...] = (),
+                   quality: int | None = None) -> list[dict]:
+    """Rows of one clip, as :func:`evaluate_image` (decimation, FLAC, MP3, Opus)."""
     from ..metrics import decimate_round_trip, snr
 
     rate = rate or 44100
     seconds = clip.shape[1] / rate
-    t_enc, blob = timed(lambda: codec.encode(clip, sample_rate=rate))
+    t_enc, blob = timed(lambda: codec.encode(clip, sample_rate=rate, quality=quality))
     t_dec, decoded = timed(lambda: codec.decode(blob))
     rows = [{"method": "WaLLoC", "setting": codec.config.name,
              "rate": 8 * len(blob) / seconds / 1e3, "snr": snr(clip, decoded),
              "encode_x_realtime": seconds / t_enc, "decode_x_realtime": seconds / t_dec}]
+    for q in ladder:
+        blob = codec.encode(clip, sample_rate=rate, quality=q)
+        rows.append({"method": CURVE, "setting": f"q{q}", "rate": 8 * len(blob) / seconds / 1e3,
+                     "snr": snr(clip, codec.decode(blob))})
     if not baselines:
         return rows
     factor = max(1, round(codec.dimensionality_reduction))

@@ -39,17 +39,43 @@ def at_rate(points: list[tuple], rate: float) -> float:
     return float(np.interp(rate, xs, [p[1] for p in points]))
 
 
+def bd_quality(ours: list[tuple], theirs: list[tuple]) -> float:
+    """Bjøntegaard delta quality (dB): the mean gap between two RD curves over the rates both
+    cover, each fitted by a cubic in log-rate (NaN with fewer than 4 points or no overlap)."""
+    ours = [p for p in ours if p[0] > 0 and not math.isnan(p[1])]
+    theirs = [p for p in theirs if p[0] > 0 and not math.isnan(p[1])]
+    if len(ours) < 4 or len(theirs) < 4:
+        return math.nan
+    a, b = ([math.log10(p[0]) for p in c] for c in (ours, theirs))
+    lo, hi = max(min(a), min(b)), min(max(a), max(b))
+    if hi <= lo:
+        return math.nan
+    fa = np.polyint(np.polyfit(a, [p[1] for p in ours], 3))
+    fb = np.polyint(np.polyfit(b, [p[1] for p in theirs], 3))
+    area = (np.polyval(fa, hi) - np.polyval(fa, lo)) - (np.polyval(fb, hi) - np.polyval(fb, lo))
+    return float(area / (hi - lo))
+
+
+def worst_vs(rows: list[dict], key: str, method: str) -> tuple[float, str]:
+    """The smallest per-item gap ``WaLLoC - method`` (same item) and that item."""
+    ours = {r["item"]: r[key] for r in rows if r["method"] == "WaLLoC"}
+    theirs = {r["item"]: r[key] for r in rows if r["method"] == method}
+    gaps = sorted((ours[i] - theirs[i], i) for i in ours if i in theirs)
+    return gaps[0] if gaps else (math.nan, "")
+
+
 def report(codec, rows: list[dict]) -> str:
     image = codec.config.modality == "image"
     key, unit, quality = ("psnr", "bpp", "PSNR dB") if image else ("snr", "kbps", "SNR dB")
     curves = mean_curves(rows, key)
     ours = curves.pop("WaLLoC")[0]
+    ladder = curves.pop("WaLLoC curve", [])
     n_items = len({r["item"] for r in rows})
     lines = [f"walloc eval: codec {codec.config.name} ({codec.fingerprint[:12]}), "
              f"DR {codec.dimensionality_reduction:g}, {n_items} items", "",
              f"| method | setting | {unit} | {quality} |" + (" MS-SSIM |" if image else ""),
              "|---|---|---|---|" + ("---|" if image else "")]
-    for method, points in {"WaLLoC": [ours], **curves}.items():
+    for method, points in {"WaLLoC": [ours], "WaLLoC curve": ladder, **curves}.items():
         for rate, q, ms, setting in points:
             lines.append(f"| {method} | {setting} | {rate:.3f} | {q:.2f} |"
                          + (f" {ms:.4f} |" if image else ""))
@@ -59,10 +85,17 @@ def report(codec, rows: list[dict]) -> str:
     for method, points in curves.items():
         if len(points) == 1 and math.isnan(points[0][0]):
             lines.append(f"  vs {method} (same DR): {ours[1] - points[0][1]:+.2f} dB")
+            worst, item = worst_vs(rows, key, method)
+            lines.append(f"  worst item vs {method}: {worst:+.2f} dB ({item})")
         else:
             at = at_rate(points, ours[0])
             if not math.isnan(at):
                 lines.append(f"  vs {method} at the same rate: {ours[1] - at:+.2f} dB")
+            bd = bd_quality(ladder, points)
+            if not math.isnan(bd):
+                lines.append(f"  BD-{'PSNR' if image else 'SNR'} of the quality curve "
+                             f"({ladder[0][0]:.3g}-{ladder[-1][0]:.3g} {unit}) vs {method}: "
+                             f"{bd:+.2f} dB")
     if image:
         enc = np.mean([r["encode_ms_per_mp"] for r in walloc_rows])
         dec = np.mean([r["decode_ms_per_mp"] for r in walloc_rows])
@@ -100,7 +133,8 @@ def plot(path: Path, codec, rows: list[dict]) -> None:
             ax.axhline(points[0][1], ls=":", color="gray", label=method)
             continue
         style: dict[str, Any] = dict(marker="*", ms=14, ls="none", color="crimson") \
-            if method == "WaLLoC" else dict(marker="o", ms=4)
+            if method == "WaLLoC" else dict(marker="s", ms=4, lw=2, color="crimson") \
+            if method == "WaLLoC curve" else dict(marker="o", ms=4)
         ax.plot([p[0] for p in points], [p[1] for p in points], label=method, **style)
     ax.set_xlabel("bits per pixel" if image else "kbit/s")
     ax.set_ylabel("PSNR (dB)" if image else "SNR (dB)")

@@ -47,11 +47,13 @@ class NativeAnalysis:
         self.max_symbol = int(model.companding.max_symbol)
         self.latent_channels = self.bias.size
 
-    def latents(self, x: np.ndarray) -> np.ndarray:
+    def latents(self, x: np.ndarray, step: float = 1.0) -> np.ndarray:
         """``(N, C, *signal)`` -> int32 latents ``(N, L, *signal / 2**levels)``.
 
         ``x`` is float32 in ``[-1/2, 1/2]``, or raw uint8, normalised inside the kernel
         exactly as :func:`walloc_io.signal.prepare` does it (``x / 255 - 1/2`` in float32).
+        ``step``: the quantisation step of the companded latents (see
+        :mod:`walloc_io.quality`): the amplitude is divided by it before rounding.
         """
         n, c, *spatial = x.shape
         if len(spatial) != self.ndim or c != self.channels:
@@ -65,5 +67,7 @@ class NativeAnalysis:
         f = 2 ** self.levels
         out = np.empty((n, self.latent_channels, *(s // f for s in spatial)), dtype=np.int32)
         _kernel().analyse(x, int(is_u8), n, c, h, w, self.levels, self.ndim, low, span,
-                          self.weight, self.bias, self.amplitude, self.max_symbol, out)
+                          self.weight, self.bias, self.amplitude / step,
+                          self.max_symbol if step == 1.0 else int(self.amplitude / step + 0.5),
+                          out)
         return out

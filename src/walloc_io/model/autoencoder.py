@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -47,12 +48,25 @@ class WallocModel(nn.Module):
         x = self.transform.inverse(self.decoder(self.companding.inverse(y)))
         return x.clamp(-0.5, 0.5)
 
-    def encode_latents(self, x: torch.Tensor) -> torch.Tensor:
-        return self.companding.quantise(self.analyse(x), noisy=False).to(torch.int32)
+    def encode_latents(self, x: torch.Tensor, step: float = 1.0) -> torch.Tensor:
+        """Integer codes: companded latents rounded on a grid of ``step`` (1: the integers;
+        see :mod:`walloc_io.quality`)."""
+        if step == 1.0:
+            return self.companding.quantise(self.analyse(x), noisy=False).to(torch.int32)
+        z = self.encoder(self.transform(x))
+        y = (self.companding.amplitude / step) * torch.erf(z / math.sqrt(2))
+        return torch.round(y).to(torch.int32)
 
-    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+    def decode_latents(self, latents: torch.Tensor, step: float | torch.Tensor = 1.0
+                       ) -> torch.Tensor:
+        """Integer codes (times their quantisation ``step``, a scalar or one per item) ->
+        signals in ``[-1/2, 1/2]``."""
         dtype = next(self.decoder.parameters()).dtype
-        return self.synthesise(latents.to(dtype))
+        y = latents.to(dtype)
+        if not (isinstance(step, float) and step == 1.0):
+            step = torch.as_tensor(step, dtype=dtype, device=y.device)
+            y = y * step.reshape(-1, *(1,) * (y.ndim - 1)) if step.ndim else y * step
+        return self.synthesise(y)
 
     def forward(self, x: torch.Tensor) -> TrainOutput:
         y = self.companding.quantise(self.analyse(x), noisy=self.training)

@@ -76,7 +76,7 @@ class WlcDecoder:
                 return Deferred(codes, header)
             value = codes
             if self.dequantise:
-                value = codec.dequantise(codes)
+                value = codec.dequantise(codes, header.quality)
         if self.output == "torch":
             import torch
 
@@ -133,9 +133,12 @@ class WlcEncoder:
     else goes to webdataset's default encoder (``fallback=False``: left as it is)."""
 
     def __init__(self, codec, *, sample_rate: int = 0, extensions: tuple[str, ...] = EXTENSIONS,
-                 fallback: bool = True) -> None:
+                 fallback: bool = True, quality: int | None = None) -> None:
+        from ..quality import check_quality
+
         self.codec = codec
         self.sample_rate = sample_rate
+        self.quality = check_quality(quality)
         self.extensions = tuple(e.lower().lstrip(".") for e in extensions)
         self.fallback = fallback
         self._loaded = None  # resolved once per process, on first use (not pickled)
@@ -162,7 +165,7 @@ class WlcEncoder:
             if isinstance(value, tuple):
                 value, rate = value
             try:
-                out[k] = codec.encode(value, sample_rate=rate)
+                out[k] = codec.encode(value, sample_rate=rate, quality=self.quality)
             except InputError as exc:
                 raise InputError(f"sample {sample.get('__key__')!r}, field {k!r}: {exc}") from exc
         if self.fallback:
@@ -173,7 +176,7 @@ class WlcEncoder:
 
 
 def wds_encoder(codec, *, sample_rate: int = 0, extensions: tuple[str, ...] = EXTENSIONS,
-                fallback: bool = True) -> WlcEncoder:
+                fallback: bool = True, quality: int | None = None) -> WlcEncoder:
     """The ``encoder=`` hook for webdataset's writers (see :class:`WlcEncoder`).
 
     Examples
@@ -187,4 +190,5 @@ def wds_encoder(codec, *, sample_rate: int = 0, extensions: tuple[str, ...] = EX
     >>> sample["wlc"].shape, sample["wlc"].dtype, sample["cls"]
     ((1, 32, 32), dtype('uint8'), 3)
     """
-    return WlcEncoder(codec, sample_rate=sample_rate, extensions=extensions, fallback=fallback)
+    return WlcEncoder(codec, sample_rate=sample_rate, extensions=extensions, fallback=fallback,
+                      quality=quality)

@@ -41,7 +41,7 @@ def _block_task(stored: StoredArray, coords_list: list[tuple[int, ...]], to: str
     parts = [stored.fill_chunk() if r is None else next(decoded) for r in records]
     block = np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
     if to == "latents" and dequantise:
-        block = codec.dequantise(block)
+        block = codec.dequantise(block, stored.options.quality)
     return block
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..config import CodecConfig
-from ..entropy import EntropyTables
+from ..entropy import EntropyTables, ladder_id, save_ladder
 from ..errors import PresetError
 from ..model import WallocModel
 
@@ -36,14 +36,16 @@ def fingerprint(config: CodecConfig, weights: dict[str, np.ndarray], tables: Ent
 
 def save_codec_dir(
     model: WallocModel, tables: EntropyTables, out: str | Path, extra: dict | None = None,
-    keep_versions: bool = True,
+    keep_versions: bool = True, ladder: dict[int, EntropyTables] | None = None,
 ) -> Path:
     """Write a codec directory; built beside ``out`` and swapped in, so a crash mid-way
     leaves either the old directory or the new one, never a mix.
 
     When ``out`` already holds a different model and ``keep_versions`` is true, that model
     (and the versions it kept) moves to ``out/versions/<fingerprint8>/``, so everything it
-    wrote stays decodable by fingerprint."""
+    wrote stays decodable by fingerprint. ``ladder``: the quality ladder's tables
+    (``ladder.npz``, see :mod:`walloc_io.quality`); streams record its id, not the
+    fingerprint, so a ladder can be added to a model without changing its fingerprint."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp, old = out.with_name(f".{out.name}.partial"), out.with_name(f".{out.name}.old")
@@ -58,7 +60,10 @@ def save_codec_dir(
     np.savez(tmp / f"weights-{fp[:8]}.npz", **arrays)
     tables.save(tmp / "tables.npz")
     (tmp / "config.json").write_text(json.dumps(model.config.to_dict(), indent=1) + "\n")
-    manifest = {"fingerprint": fp, "format": 1, **(extra or {})}
+    manifest: dict[str, Any] = {"fingerprint": fp, "format": 1, **(extra or {})}
+    if ladder:
+        save_ladder(ladder, tmp / "ladder.npz")
+        manifest["ladder"] = f"{ladder_id(ladder):08x}"
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     if keep_versions and out.is_dir():
         _keep_versions(out, tmp, fp)

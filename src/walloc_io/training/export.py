@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..entropy import fit_tables
+from ..entropy import EntropyTables, fit_tables
 from ..model import WallocModel
 from ..presets.directory import save_codec_dir
 from .data import to_unit
@@ -18,8 +18,10 @@ TILE = {1: 1 << 16, 2: 512}  # latents of large signals are computed tile by til
 
 
 @torch.no_grad()
-def training_latents(model: WallocModel, signals: list[np.ndarray]) -> list[np.ndarray]:
-    """Integer latents of every training signal (``(C, *axes)``, uint8 or unit float), in tiles."""
+def training_latents(model: WallocModel, signals: list[np.ndarray], step: float = 1.0
+                     ) -> list[np.ndarray]:
+    """Integer latents of every training signal (``(C, *axes)``, uint8 or unit float), in
+    tiles; ``step``: the quantisation step (see :mod:`walloc_io.quality`)."""
     f, out = model.transform.factor, []
     for signal in signals:
         x = to_unit(signal)
@@ -27,8 +29,24 @@ def training_latents(model: WallocModel, signals: list[np.ndarray]) -> list[np.n
         tile = TILE[len(sizes)]
         for starts in itertools.product(*(range(0, n, tile) for n in sizes)):
             index = tuple(slice(s, min(s + tile, n)) for s, n in zip(starts, sizes))
-            out.append(model.encode_latents(x[(slice(None), *index)][None])[0].numpy())
+            out.append(model.encode_latents(x[(slice(None), *index)][None], step)[0].numpy())
     return out
+
+
+def fit_ladder(model: WallocModel, signals: list[np.ndarray]) -> dict[int, EntropyTables]:
+    """Tables of every quality rung but the design point's (those are ``tables.npz``),
+    fitted on the training signals' latents at the rung's step."""
+    from .. import quality
+
+    model = model.eval()
+    cfg, ladder = model.config, {}
+    for q in quality.RUNGS:
+        if q == quality.DESIGN:
+            continue
+        latents = training_latents(model, signals, quality.step(q))
+        ladder[q] = fit_tables(latents, quality.max_symbol(q, model.companding.amplitude),
+                               predictive=cfg.entropy_model == "predictive")
+    return ladder
 
 
 def export_codec(
@@ -40,7 +58,7 @@ def export_codec(
     cfg = model.config
     tables = fit_tables(latents, cfg.max_symbol, predictive=cfg.entropy_model == "predictive")
     extra = {"training": _last_validation(train_log)} if train_log else {}
-    return save_codec_dir(model, tables, out, extra)
+    return save_codec_dir(model, tables, out, extra, ladder=fit_ladder(model, train_images))
 
 
 def _last_validation(log: Path) -> dict:

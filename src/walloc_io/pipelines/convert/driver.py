@@ -64,7 +64,7 @@ def _sweep_orphans(partial: Path) -> None:
 def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", zarr_format: int = 3,
             workers: int = 2, scheduler: str | None = None, strict: bool = False,
             items_per_task: int = 16, tile: int = 1024, verify: int = 8, progress=None,
-            client=None) -> ConvertSummary:
+            client=None, quality: int | None = None) -> ConvertSummary:
     """Convert ``src`` to a WaLLoC Zarr store or WaLLoC WebDataset shards at ``dst`` (see
     the module docstring)."""
     from ...codec import load_codec
@@ -73,6 +73,7 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InputError(f"workers must be an integer >= 1, got {workers!r}")
     model = load_codec(codec, device="cpu")
+    quality = model._check_quality(quality)  # before anything is written
     dst_path = Path(dst)
     if dst_path.exists():
         raise InputError(f"{dst} exists: choose a new destination (or remove it)")
@@ -93,14 +94,15 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
 
         group = zarr.open_group(partial, mode="a", zarr_format=cast(Literal[2, 3], zarr_format))
         if kind == "array":
-            info = _prepare_array(group, src, model, zarr_format, items_per_task, codec, tile)
+            info = _prepare_array(group, src, model, zarr_format, items_per_task, codec, tile,
+                                  quality)
     else:
         partial.mkdir(parents=True, exist_ok=True)
     markers = partial / MARKERS
     _sweep_orphans(partial)
     done = {p.stem for p in markers.glob("*.json")} if markers.exists() else set()
     todo = [t for t in tasks if t["id"] not in done]
-    job = Job(codec, str(partial), zarr_format, tile, verify > 0, fmt)
+    job = Job(codec, str(partial), zarr_format, tile, verify > 0, fmt, quality)
     summary = ConvertSummary(resumed_tasks=len(tasks) - len(todo))
     if todo:
         _run_distributed(job, kind, todo, info, workers, scheduler, client, progress, len(tasks),
@@ -135,7 +137,8 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
     return summary
 
 
-def _prepare_array(group, src, model, zarr_format, items_per_task, codec, tile) -> dict:
+def _prepare_array(group, src, model, zarr_format, items_per_task, codec, tile,
+                   quality=None) -> dict:
     path, variable = _split_variable(src)
     a = _open_array(path, variable)
     shape, dtype = tuple(a.shape), np.dtype(a.dtype)
@@ -148,7 +151,8 @@ def _prepare_array(group, src, model, zarr_format, items_per_task, codec, tile) 
     check_layout(cfg, chunks, dtype)
     name = "signals"
     if name not in group:
-        _create(group, name, shape, chunks, dtype, Job(codec, "", zarr_format, tile, False))
+        _create(group, name, shape, chunks, dtype, Job(codec, "", zarr_format, tile, False,
+                                                      quality=quality))
     return {"name": name}
 
 

@@ -38,7 +38,7 @@ def _check_unique(group, name: str, shard: str) -> None:
         raise InputError(f"key {name!r} already came from shard {group[path].attrs.get('shard')}")
 
 
-def _encode_all(codec, signals: list) -> list[bytes]:
+def _encode_all(codec, signals: list, quality: int | None = None) -> list[bytes]:
     """Encode in batches of same-size signals (one tensor call each), rate per item."""
     by_rate: dict[int, list[int]] = {}
     for i, sig in enumerate(signals):
@@ -46,7 +46,7 @@ def _encode_all(codec, signals: list) -> list[bytes]:
     out: list[bytes] = [b""] * len(signals)
     for rate, index in by_rate.items():
         for i, blob in zip(index, codec.encode_batch([signals[i].data for i in index],
-                                                     sample_rate=rate)):
+                                                     sample_rate=rate, quality=quality)):
             out[i] = blob
     return out
 
@@ -66,7 +66,8 @@ def _create(group, name: str, shape, chunks, dtype, job: Job, sample_rate: int =
     # the path as given (never made absolute) plus the fingerprint, which finds it anywhere
     named = path.parent == PRESET_DIR
     options = ChunkCodecOptions(preset=job.codec if named else None,
-                                path=None if named else str(job.codec), sample_rate=sample_rate)
+                                path=None if named else str(job.codec), sample_rate=sample_rate,
+                                quality=job.quality)
     if job.zarr_format == 3:
         serializer = {"name": "walloc", "configuration": options.to_config()}
         return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype,

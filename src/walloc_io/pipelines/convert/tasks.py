@@ -55,6 +55,7 @@ class Job:
     tile: int
     verify: bool
     fmt: str = "zarr"
+    quality: int | None = None  # walloc_io.quality; None: the codec's design point
 
 
 def _one_torch_thread() -> None:
@@ -188,7 +189,7 @@ def _to_shard(job: Job, codec, kind: str, task: dict) -> TaskStats:
             stats.input_bytes += int(row.nbytes)
             signals.append((len(samples), "wlc", Signal(row)))
             samples.append((name, {}))
-    blobs = _encode_all(codec, [sig for _, _, sig in signals])
+    blobs = _encode_all(codec, [sig for _, _, sig in signals], job.quality)
     for (index, member, _sig), blob in zip(signals, blobs):
         samples[index][1][member] = blob
     stats.items = len(signals)
