@@ -15,7 +15,15 @@ Images: ``OUT/train/*.png`` (Lanczos-downscaled photos, several scales) and ``OU
 (768x512 centre crops of held-out photos, never used for training). ``unseen`` writes
 ``data/images/unseen/*.png``: photos from *sources* no preset trains on (scikit-image's
 hubble_deep_field, immunohistochemistry, retina, stereo_motorcycle; scikit-learn's china and
-flower), for speed and rate figures (``pip install scikit-learn``).
+flower), for speed and rate figures (``pip install scikit-learn``). ``heldout`` writes
+``data/images/heldout/*.png``: the ten photographs (renders excluded by eye) of Debian
+``plasma-workspace-wallpapers``, a source no preset trains on, Lanczos-downscaled to 768x512
+centre crops as ``val``; it includes smooth, dark, low-contrast scenes (DarkestHour: a misty
+lake at dusk; ColdRipple: a grey pier in fog; summer_1am), the content that exposes starved
+rates and boundary artefacts. Every quality figure of the presets is reported on it:
+
+    apt-get install -y --no-install-recommends plasma-workspace-wallpapers
+    python scripts/prepare_data.py heldout
 
 Audio: ``OUT/stereo/{train,val}/*.flac`` and ``OUT/mono/{train,val}/*.flac``, int16. Music is
 the Wesnoth soundtrack (Ogg/Vorbis-decoded, so band-limited to ~16-19 kHz); six whole tracks
@@ -150,6 +158,31 @@ def prepare_unseen(out: Path) -> dict:
         size = (min(VAL_SIZE[0], im.width // 8 * 8), min(VAL_SIZE[1], im.height // 8 * 8))
         centre_crop(im, size).save(out / f"{name}.png")
         manifest["unseen"].append({"file": f"{name}.png", "source": source, "size": list(size)})
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+KDE = Path("/usr/share/wallpapers")
+# The photographs of plasma-workspace-wallpapers; the other 20 wallpapers are renders.
+HELDOUT_KDE = ["BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow",
+               "FallenLeaf", "Grey", "OneStandsOut", "Path", "summer_1am"]
+
+
+def prepare_heldout(out: Path) -> dict:
+    """``OUT/*.png``: 768x512 crops of the photos of a package no preset trains on."""
+    out.mkdir(parents=True, exist_ok=True)
+    manifest: dict = {"heldout": []}
+    for name in HELDOUT_KDE:
+        images = sorted((KDE / name / "contents" / "images").glob("*x*.*"),
+                        key=lambda f: int(f.stem.split("x")[0]))
+        if not images:
+            raise FileNotFoundError(f"{KDE / name}: install plasma-workspace-wallpapers")
+        source = images[-1]  # the largest rendition
+        crop, factor = val_crop(Image.open(source).convert("RGB"))
+        crop.save(out / f"{name}.png")
+        manifest["heldout"].append({"file": f"{name}.png", "source": str(source),
+                                    "package": "plasma-workspace-wallpapers",
+                                    "downscale": round(factor, 3)})
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
 
@@ -307,7 +340,8 @@ def _valid_window(cube: np.ndarray, size: int) -> tuple[int, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", nargs="?", choices=("images", "unseen", "audio", "multispectral"),
+    parser.add_argument("kind", nargs="?", choices=("images", "unseen", "heldout", "audio",
+                                                    "multispectral"),
                         default="images")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -317,6 +351,9 @@ def main() -> None:
     elif args.kind == "unseen":
         manifest = prepare_unseen(args.out or Path("data/images/unseen"))
         print(f"unseen sources: {len(manifest['unseen'])} photos")
+    elif args.kind == "heldout":
+        manifest = prepare_heldout(args.out or Path("data/images/heldout"))
+        print(f"held-out source: {len(manifest['heldout'])} photos")
     else:
         prepare_fn = prepare_audio if args.kind == "audio" else prepare_multispectral
         manifest = prepare_fn(args.out or Path(f"data/{args.kind}"))

@@ -47,7 +47,11 @@ PRESETS = {
         CodecConfig(name="rgb-16x", modality="image", channels=3, levels=3, latent_channels=12,
                     decoder_channels=96, decoder_blocks=4),
         [_RGB, _fine_tune(_RGB, 3100, 0.0045), _fine_tune(_RGB, 4300, 0.0015),
-         _fine_tune(_RGB, 6000, 0.0006)],
+         _fine_tune(_RGB, 6000, 0.0006),
+         # version 2 (walloc-io 0.3): variable-rate training for the quality ladder, flips,
+         # turns and low-contrast crops (smooth, dark content), from version 1's weights
+         replace(_fine_tune(_RGB, 9000, 0.0006), variable_rate=0.5, augment=True,
+                 low_contrast=0.25)],
     ),
     "gray-16x": (
         CodecConfig(name="gray-16x", modality="image", channels=1, levels=3, latent_channels=4,
@@ -82,6 +86,12 @@ PRESETS = {
 }
 
 
+# Default-quality rate floors (bits per latent, see walloc_io.Codec.encode): chosen on the
+# ``val`` photos (training packages' held-out photos), lifting their low-rate scenes
+# (Storm, LadyBird, Wood) to a rung that holds them at or above bicubic.
+RATE_FLOORS = {"rgb-16x": 1.0, "rgb-4x": 1.0, "gray-16x": 1.5}
+
+
 def _load(folder: Path, config: CodecConfig) -> list:
     if config.modality == "image":
         return load_images(folder, channels=config.channels)
@@ -98,6 +108,10 @@ def main() -> None:
     parser.add_argument("--freeze-only", action="store_true", help="skip training, use checkpoint")
     parser.add_argument("--ladder-only", action="store_true",
                         help="fit only the quality ladder of the existing codec directory")
+    parser.add_argument("--from-version", metavar="FP",
+                        help="start WORKDIR's checkpoint from the preset's model FP (a kept "
+                        "version, by fingerprint prefix) at the end of its phases, then run "
+                        "the phases after them")
     args = parser.parse_args()
     config, phases = PRESETS[args.preset]
     out = args.out or Path(__file__).resolve().parents[1] / "src/walloc_io/presets" / args.preset
@@ -107,6 +121,9 @@ def main() -> None:
         phases = [p for p in phases if p.steps <= args.until]
     workdir = args.workdir or Path("runs") / args.preset
     train, val = _load(args.data / "train", config), _load(args.data / "val", config)
+    if args.from_version:
+        shipped = Path(__file__).resolve().parents[1] / "src/walloc_io/presets" / args.preset
+        _seed_checkpoint(config, phases, train, val, workdir, shipped, args.from_version)
     trainer = None
     for phase in phases if not args.freeze_only else []:
         trainer = Trainer(config, phase, train, val, workdir)
@@ -116,8 +133,29 @@ def main() -> None:
         trainer.initialise_or_resume()
     from walloc_io.training.export import export_codec
 
-    path = export_codec(trainer.model.cpu().eval(), train, out, train_log=workdir / "log.jsonl")
+    path = export_codec(trainer.model.cpu().eval(), train, out, train_log=workdir / "log.jsonl",
+                        rate_floor=RATE_FLOORS.get(args.preset, 0.0))
     print(f"wrote {path}", file=sys.stderr)
+
+
+def _seed_checkpoint(config, phases, train, val, workdir: Path, preset: Path, prefix: str) -> None:
+    """WORKDIR/checkpoint.pt holding the weights of the preset's model ``prefix...`` at the
+    last step of the phases that made it (the first phase whose settings it predates)."""
+    from walloc_io.presets import versions
+    from walloc_io.presets.directory import load_codec_dir
+
+    if (workdir / "checkpoint.pt").exists():
+        return  # resuming the run this seeded
+    found = [d for fp, d in versions(preset).items() if fp.startswith(prefix)]
+    if len(found) != 1:
+        raise SystemExit(f"{preset} holds {len(found)} models {prefix}*")
+    model, _, fp = load_codec_dir(found[0])
+    done = [p for p in phases if p.variable_rate == 0 and not p.augment]  # version 1's phases
+    trainer = Trainer(config, done[-1], train, val, workdir)
+    trainer.model.load_state_dict(model.state_dict(), strict=False)
+    trainer.step, trainer.rate_weight = done[-1].steps, done[-1].rate_weight
+    trainer.save_checkpoint()
+    print(f"seeded {workdir} from {fp[:12]} at step {trainer.step}", file=sys.stderr)
 
 
 def _ladder_only(directory: Path, train) -> None:
@@ -134,10 +172,14 @@ def _ladder_only(directory: Path, train) -> None:
     tmp.replace(directory / "ladder.npz")
     manifest = json.loads((directory / "manifest.json").read_text())
     manifest["ladder"] = f"{ladder_id(ladder):08x}"
+    if directory.name in RATE_FLOORS:
+        manifest["rate_floor"] = RATE_FLOORS[directory.name]
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"{directory}: ladder {manifest['ladder']} for model {fp[:12]}", file=sys.stderr)
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(2)
+    import os
+
+    torch.set_num_threads(int(os.environ.get("WALLOC_TRAIN_THREADS", "2")))
     main()

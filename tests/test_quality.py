@@ -43,7 +43,7 @@ def test_rate_rises_and_quality_does_not_fall_along_the_ladder(rgb, photo):
 
 
 def test_design_point_is_quality_50_and_writes_format_2(rgb, photo):
-    default, fifty = rgb.encode(photo), rgb.encode(photo, quality=50)
+    default, fifty = rgb.encode(photo), rgb.encode(photo, quality=50)  # a textured photo
     assert default == fifty and walloc_io.read_header(default).version == 2
     h = walloc_io.read_header(rgb.encode(photo, quality=70))
     assert (h.version, h.quality, h.ladder) == (3, 70, rgb.ladder_id)
@@ -168,3 +168,28 @@ def test_cli_encode_quality(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["encode", str(tmp_path / "x.png"), str(tmp_path / "y.wlc"), "--quality", "0"])
     assert exit_.value.code == 2 and "1..100" in capsys.readouterr().err
+
+
+def _gradient(base: int, amp: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:128, 0:192] / np.array([128, 192])[:, None, None]
+    img = np.stack([base + amp * yy + 0.3 * amp * xx, base + amp * yy * 0.9,
+                    base + amp * (1 - yy) * 0.5])
+    noise = np.random.default_rng(0).normal(0, 0.6, img.shape)
+    return np.round(img + noise).clip(0, 255).astype(np.uint8)
+
+
+def test_default_quality_floor_lifts_smooth_dark_content(rgb, photo):
+    from walloc_io.metrics import bicubic_round_trip
+
+    assert rgb.rate_floor > 0
+    smooth = _gradient(30, 25)  # dark, smooth, low contrast: starved at the design point
+    design, default = rgb.encode(smooth, quality=50), rgb.encode(smooth)
+    h = walloc_io.read_header(default)
+    assert h.quality is not None and h.quality > 50
+    payload = len(bitstream.unpack(default)[1])
+    reached = 8 * payload >= rgb.rate_floor * rgb.read(default)[1].size
+    assert reached or h.quality == 100  # the floor, or the top rung when even that is short
+    gain = psnr(smooth, rgb.decode(default)) - psnr(smooth, rgb.decode(design))
+    assert gain > 3, gain
+    assert psnr(smooth, rgb.decode(default)) > psnr(smooth, bicubic_round_trip(smooth, 4)) - 6
+    assert walloc_io.read_header(rgb.encode(photo)).quality is None  # textured: untouched

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import warnings
 from collections import defaultdict
@@ -73,7 +74,7 @@ class Codec:
     def __init__(
         self, model: WallocModel, tables: EntropyTables, fingerprint: str,
         device: str | torch.device | None = None, source: str | None = None,
-        ladder: dict[int, EntropyTables] | None = None,
+        ladder: dict[int, EntropyTables] | None = None, rate_floor: float = 0.0,
     ) -> None:
         self.device = pick_device(device)
         self.model = model.eval().to(self.device)
@@ -82,6 +83,10 @@ class Codec:
         self.ladder = dict(ladder or {})  # quality rung -> tables (walloc_io.quality)
         self.ladder_id = ladder_id(self.ladder) if self.ladder else 0
         self._coders: dict[int, LatentCoder] = {}
+        # quality=None: signals whose design-point stream would spend fewer bits per latent
+        # than this are coded at the lowest rung that reaches it (smooth, dark, low-contrast
+        # content, which an MSE-trained rate term starves); 0: no floor
+        self.rate_floor = float(rate_floor) if self.ladder else 0.0
         self._lock = threading.Lock()  # torch modules are not re-entrant across threads
         self._analysis: NativeAnalysis | None = None
 
@@ -107,7 +112,10 @@ class Codec:
         """One signal -> one ``.wlc`` stream.
 
         ``quality``: an integer in 1..100 (higher: more bits, higher fidelity; see
-        :mod:`walloc_io.quality`) or ``None``, the preset's design point (= 50).
+        :mod:`walloc_io.quality`; 50 is the preset's design point) or ``None``, the default:
+        the design point, raised to the lowest quality rung that spends at least
+        :attr:`rate_floor` bits per latent for signals that would get fewer (the stream
+        records the quality used).
 
         Examples
         --------
@@ -124,6 +132,7 @@ class Codec:
                      quality: int | None = None) -> list[bytes]:
         """Many signals -> streams; same-size signals share one tensor call."""
         sample_rate = check_sample_rate(sample_rate)
+        floor = quality is None and self.rate_floor > 0
         q = self._check_quality(quality)
         cfg = self.config
         native = self.device.type == "cpu"
@@ -131,7 +140,29 @@ class Codec:
                     for x in xs]
         latents = self._grouped(prepared, lambda p: (p.data.shape, p.data.dtype),
                                 lambda items: self._encode_stack(items, _quality.step(q)))
-        return [self._pack(p, z, sample_rate, q) for p, z in zip(prepared, latents)]
+        blobs = [self._pack(p, z, sample_rate, q) for p, z in zip(prepared, latents)]
+        if floor:
+            blobs = [self._raise_to_floor(p, z, b, sample_rate)
+                     for p, z, b in zip(prepared, latents, blobs)]
+        return blobs
+
+    def _raise_to_floor(self, p: Prepared, z: np.ndarray, blob: bytes, sample_rate: int) -> bytes:
+        """The design-point stream, or that of the lowest rung above it reaching the floor."""
+        need = self.rate_floor * z.size / 8  # payload bytes
+
+        def payload(stream: bytes) -> int:
+            return len(bitstream.unpack(stream)[1])
+
+        if payload(blob) >= need:
+            return blob
+        for r in _quality.RUNGS:
+            if r <= _quality.DESIGN:
+                continue
+            latents = self._encode_stack([p], _quality.step(r))[0]
+            blob = self._pack(p, latents, sample_rate, r)
+            if payload(blob) >= need:
+                break
+        return blob
 
     def _check_quality(self, q) -> int | None:
         q = _quality.check_quality(q)
@@ -407,7 +438,9 @@ def load_codec(
             source = name_or_path if isinstance(name_or_path, str) and not Path(
                 name_or_path).exists() else str(path)
             ladder = load_ladder(path / "ladder.npz") if (path / "ladder.npz").is_file() else None
-            _CACHE[key] = Codec(model, tables, fp, dev, source=source, ladder=ladder)
+            floor = json.loads((path / "manifest.json").read_text()).get("rate_floor", 0.0)
+            _CACHE[key] = Codec(model, tables, fp, dev, source=source, ladder=ladder,
+                                rate_floor=floor)
         return _CACHE[key]
 
 

@@ -68,6 +68,10 @@ class WallocModel(nn.Module):
             y = y * step.reshape(-1, *(1,) * (y.ndim - 1)) if step.ndim else y * step
         return self.synthesise(y)
 
-    def forward(self, x: torch.Tensor) -> TrainOutput:
-        y = self.companding.quantise(self.analyse(x), noisy=self.training)
-        return TrainOutput(self.synthesise(y), self.rate(y))
+    def forward(self, x: torch.Tensor, step: torch.Tensor | float = 1.0) -> TrainOutput:
+        """Training/validation pass; ``step``: quantisation step per item ``(N,)`` or one
+        for all (variable-rate training for the quality knob)."""
+        if torch.is_tensor(step):
+            step = step.reshape(-1, *(1,) * (x.ndim - 1)).to(x.dtype)
+        y = self.companding.quantise(self.analyse(x), noisy=self.training, step=step)
+        return TrainOutput(self.synthesise(y), self.rate(y, step))

@@ -34,12 +34,14 @@ class Companding(nn.Module):
         y = y.clamp(-self.max_symbol, self.max_symbol)
         return math.sqrt(2) * torch.erfinv(y / self.amplitude)
 
-    def quantise(self, y: torch.Tensor, noisy: bool) -> torch.Tensor:
-        """Uniform noise (training) or rounding (inference), kept inside the symbol range."""
+    def quantise(self, y: torch.Tensor, noisy: bool, step: torch.Tensor | float = 1.0
+                 ) -> torch.Tensor:
+        """Uniform noise (training) or rounding (inference) on a grid of ``step`` (a scalar
+        or one per item, see :mod:`walloc_io.quality`), kept inside the symbol range."""
         if noisy:
-            y = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+            y = y + torch.empty_like(y).uniform_(-0.5, 0.5) * step
             return y.clamp(-self.max_symbol, self.max_symbol)
-        return torch.round(y).clamp(-self.max_symbol, self.max_symbol)
+        return (torch.round(y / step) * step).clamp(-self.max_symbol, self.max_symbol)
 
 
 class LaplaceRate(nn.Module):
@@ -50,11 +52,13 @@ class LaplaceRate(nn.Module):
         self.loc = nn.Parameter(torch.zeros(channels))
         self.log_scale = nn.Parameter(torch.full((channels,), 2.0))
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        """Total bits of ``y`` (``(N, C, ...)``, noisy integers) under the density."""
+    def forward(self, y: torch.Tensor, step: torch.Tensor | float = 1.0) -> torch.Tensor:
+        """Total bits of ``y`` (``(N, C, ...)``, noisy values on a grid of ``step``, a scalar
+        or ``(N, 1, ...)``) under the density: the mass of each value's bin."""
         shape = (1, -1) + (1,) * (y.ndim - 2)
         loc, scale = self.loc.view(shape), self.log_scale.exp().view(shape)
-        upper, lower = self._cdf(y + 0.5, loc, scale), self._cdf(y - 0.5, loc, scale)
+        half = 0.5 * step
+        upper, lower = self._cdf(y + half, loc, scale), self._cdf(y - half, loc, scale)
         prob = (upper - lower).clamp_min(1e-9)
         return -torch.log2(prob).sum()
 

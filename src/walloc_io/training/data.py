@@ -93,7 +93,9 @@ class CropSampler:
     flipped left-right at random (audio is never reversed). Seeded: runs are reproducible.
     """
 
-    def __init__(self, images: list[np.ndarray], crop: int, seed: int = 0) -> None:
+    def __init__(self, images: list[np.ndarray], crop: int, seed: int = 0, *,
+                 augment: bool = False, low_contrast: float = 0.0) -> None:
+        self.augment, self.low_contrast = augment, low_contrast
         self.images = [im for im in images if min(im.shape[1:]) >= crop]
         if not self.images:
             raise ValueError(f"no training item is at least {crop} samples along every axis")
@@ -114,8 +116,28 @@ class CropSampler:
             patch = im[(slice(None), *(slice(s, s + self.crop) for s in starts))]
             if im.ndim == 3 and self.rng.random() < 0.5:
                 patch = patch[:, :, ::-1]
+            if im.ndim == 3 and self.augment:
+                if self.rng.random() < 0.5:
+                    patch = patch[:, ::-1]
+                patch = np.rot90(patch, int(self.rng.integers(4)), axes=(1, 2))
+            if self.low_contrast and self.rng.random() < self.low_contrast:
+                patch = self._flatten(patch)
             out[i] = patch
         return to_unit(out)
+
+
+    def _flatten(self, patch: np.ndarray) -> np.ndarray:
+        """Contrast lowered 0.1-0.6x around a random level: the smooth, dark, misty content
+        an MSE-trained codec otherwise starves of bits."""
+        x = patch.astype(np.float32)
+        mean = x.mean(axis=tuple(range(1, x.ndim)), keepdims=True)
+        level = self.rng.uniform(0.05, 0.8) * (255 if patch.dtype == np.uint8 else 1.0)
+        if patch.dtype != np.uint8:
+            level -= 0.5
+        y = level + (x - mean) * self.rng.uniform(0.1, 0.6) + (mean - mean.mean()) * 0.3
+        if patch.dtype == np.uint8:
+            return np.clip(np.round(y), 0, 255).astype(np.uint8)
+        return np.clip(y, -0.5, 0.5).astype(patch.dtype)
 
 
 def to_unit(x: np.ndarray) -> torch.Tensor:

@@ -37,6 +37,14 @@ class TrainSettings:
     validate_every: int = 500
     seed: int = 0
     device: str = "cpu"
+    # variable rate: each crop's quantisation step is that of a quality drawn uniformly
+    # from 1..100 with this probability (else the design point), so one model serves the
+    # whole quality ladder (walloc_io.quality)
+    variable_rate: float = 0.0
+    # augmentation of image crops: vertical flips and 90-degree turns (besides left-right
+    # flips), and this share of crops with contrast lowered (0.1-0.6x) around a random level
+    augment: bool = False
+    low_contrast: float = 0.0
 
 
 @dataclass
@@ -61,7 +69,8 @@ class Trainer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.device = torch.device(settings.device)
         self.model = WallocModel(config).to(self.device)
-        self.sampler = CropSampler(train_images, settings.crop, settings.seed)
+        self.sampler = CropSampler(train_images, settings.crop, settings.seed,
+                                   augment=settings.augment, low_contrast=settings.low_contrast)
         self.val = _validation_items(val_images, self.model.transform.factor)
         self.optimiser = torch.optim.Adam(self.model.parameters(), lr=settings.lr)
         self.step, self.rate_weight = 0, settings.rate_weight
@@ -109,7 +118,7 @@ class Trainer:
         x = self.sampler.batch(self.settings.batch).to(self.device)
         for group in self.optimiser.param_groups:
             group["lr"] = self.learning_rate()
-        out = self.model(x)
+        out = self.model(x, self._steps(x.shape[0]))
         mse = torch.mean((out.reconstruction - x) ** 2)
         bpp = out.bits / (x.shape[0] * math.prod(x.shape[2:]))
         loss = mse + self.rate_weight * bpp
@@ -121,6 +130,17 @@ class Trainer:
             self.rate_weight *= math.exp(self.settings.rate_gain * error / self.settings.target_bpp)
         self.step += 1
         return Progress(self.step, loss.item(), _psnr(mse.item()), bpp.item(), self.rate_weight)
+
+    def _steps(self, n: int) -> torch.Tensor | float:
+        """Quantisation steps of a batch (variable-rate training) or 1.0."""
+        if self.settings.variable_rate <= 0:
+            return 1.0
+        from ..quality import step
+
+        draws = torch.rand(n) < self.settings.variable_rate
+        qualities = torch.randint(1, 101, (n,))
+        return torch.tensor([step(int(q)) if d else 1.0 for q, d in zip(qualities, draws)],
+                            device=self.device)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
