@@ -20,6 +20,8 @@ Layout (little-endian)::
     [extensions] version 3 only: count u8, then per extension tag u8 | length u32 | bytes.
                  Tag 1, quality: quality u8 (1..100, not 50) | ladder u32 (the first four
                  bytes of the quality ladder's digest, see :mod:`walloc_io.quality`).
+                 Tag 2, error bound: the residual that holds every finite value within
+                 ``max_abs_error`` (see :mod:`walloc_io.entropy.residual`).
                  An unknown tag is refused (its meaning may matter for decoding).
     payload_len  u32
     payload      payload_len bytes: entropy-coded latents (version 1: uint32 words of
@@ -46,7 +48,7 @@ MAGIC = b"WLOC"
 FORMAT_VERSION = 2  # what this release writes for streams without extensions (as 0.2.0)
 EXTENDED_VERSION = 3  # what it writes for streams with extensions (a quality, ...)
 READ_VERSIONS = (1, 2, 3)  # what it reads: every version ever written, forever
-EXT_QUALITY = 1
+EXT_QUALITY, EXT_RESIDUAL = 1, 2
 _QUALITY = struct.Struct("<BI")
 MODALITIES = ("image", "audio")
 ENTROPY_MODELS = ("histogram", "predictive")
@@ -90,11 +92,18 @@ class Header:
     version: int = FORMAT_VERSION
     quality: int | None = None  # None: the design point (see walloc_io.quality)
     ladder: int = 0  # digest prefix of the quality ladder the stream was coded with
+    residual: bytes | None = None  # the error-bounded residual (walloc_io.entropy.residual)
 
     @property
     def extended(self) -> bool:
         """Whether the stream needs format 3 (it carries extensions)."""
-        return self.quality is not None
+        return self.quality is not None or self.residual is not None
+
+    @property
+    def max_abs_error(self) -> float | None:
+        """The stream's guaranteed bound on every finite value's error (None: no bound)."""
+        return None if self.residual is None or len(self.residual) < 8 else float(
+            struct.unpack_from("<d", self.residual)[0])
 
     @property
     def ndim(self) -> int:
@@ -141,6 +150,8 @@ def pack(header: Header, payload: bytes) -> bytes:
         extensions = []
         if header.quality is not None:
             extensions.append((EXT_QUALITY, _QUALITY.pack(header.quality, header.ladder)))
+        if header.residual is not None:
+            extensions.append((EXT_RESIDUAL, header.residual))
         parts.append(struct.pack("<B", len(extensions)))
         parts += [struct.pack("<BI", tag, len(body)) + body for tag, body in extensions]
     elif header.extended:
@@ -224,7 +235,7 @@ def _parse(data: bytes) -> tuple[Header, bytes, int]:
     norm = None
     if norm_kind == NORM_AFFINE:
         norm = np.array(r.take(f"<{2 * channels}d"), dtype=np.float64).reshape(channels, 2)
-    quality, ladder = None, 0
+    quality, ladder, residual = None, 0, None
     if version >= EXTENDED_VERSION:
         (count,) = r.take("<B")
         seen = set()
@@ -233,6 +244,12 @@ def _parse(data: bytes) -> tuple[Header, bytes, int]:
             if tag in seen:
                 raise BitstreamError(f"stream repeats extension {tag}")
             seen.add(tag)
+            if tag == EXT_RESIDUAL:
+                if r.pos + size > len(data):
+                    raise BitstreamError(f"stream truncated: residual needs {size} bytes")
+                residual = data[r.pos:r.pos + size]
+                r.pos += size
+                continue
             if tag != EXT_QUALITY or size != _QUALITY.size:
                 raise BitstreamError(f"unknown stream extension {tag} ({size} bytes): "
                                      "written by a newer walloc-io?")
@@ -250,7 +267,7 @@ def _parse(data: bytes) -> tuple[Header, bytes, int]:
         raise BitstreamError("checksum mismatch: the stream is corrupt")
     header = Header(MODALITIES[modality], ENTROPY_MODELS[entropy], DTYPES[dtype], fp.hex(),
                     channels, shape, padding, latent_channels, latent_shape, norm, rate, version,
-                    quality, ladder)
+                    quality, ladder, residual)
     _check_fields(header)
     return header, payload, r.pos
 

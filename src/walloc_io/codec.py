@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import warnings
@@ -17,14 +18,23 @@ from . import bitstream
 from . import quality as _quality
 from .bitstream import Header
 from .config import CodecConfig
-from .entropy import EntropyTables, LatentCoder, format1, ladder_id, load_ladder
+from .entropy import EntropyTables, LatentCoder, format1, ladder_id, load_ladder, residual
 from .errors import BitstreamError, InputError, ModelMismatchError
 from .latents import Latents
 from .model import WallocModel
 from .model.analysis import NativeAnalysis
 from .presets import find_version, manifest_fingerprint, resolve, versions
 from .presets.directory import load_codec_dir
-from .signal import RANGE_DTYPES, Prepared, check_sample_rate, prepare, restore, unit_uint8
+from .signal import (
+    RANGE_DTYPES,
+    Prepared,
+    as_numpy,
+    check_sample_rate,
+    prepare,
+    restore,
+    restore_float,
+    unit_uint8,
+)
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
@@ -108,7 +118,8 @@ class Codec:
         return load_codec, (self.source, str(self.device))
 
     # -- encoding ---------------------------------------------------------------------------
-    def encode(self, x, *, sample_rate: int = 0, quality: int | None = None) -> bytes:
+    def encode(self, x, *, sample_rate: int = 0, quality: int | None = None,
+               max_abs_error: float | None = None) -> bytes:
         """One signal -> one ``.wlc`` stream.
 
         ``quality``: an integer in 1..100 (higher: more bits, higher fidelity; see
@@ -116,6 +127,10 @@ class Codec:
         the design point, raised to the lowest quality rung that spends at least
         :attr:`rate_floor` bits per latent for signals that would get fewer (the stream
         records the quality used).
+
+        ``max_abs_error``: for float signals, a guaranteed bound: every decoded value lies
+        within it of the input (WaLLoC's reconstruction plus an entropy-coded residual, see
+        :mod:`walloc_io.entropy.residual`); the latents are the same as without it.
 
         Examples
         --------
@@ -126,12 +141,20 @@ class Codec:
         >>> sizes == sorted(sizes), codec.decode(codec.encode(x, quality=90)).shape
         (True, (1, 64, 64))
         """
-        return self.encode_batch([x], sample_rate=sample_rate, quality=quality)[0]
+        return self.encode_batch([x], sample_rate=sample_rate, quality=quality,
+                                 max_abs_error=max_abs_error)[0]
 
-    def encode_batch(self, xs: Sequence, *, sample_rate: int = 0,
-                     quality: int | None = None) -> list[bytes]:
-        """Many signals -> streams; same-size signals share one tensor call."""
+    def encode_batch(self, xs: Sequence, *, sample_rate: int = 0, quality: int | None = None,
+                     max_abs_error: float | None = None,
+                     skip: Sequence[np.ndarray | None] | None = None) -> list[bytes]:
+        """Many signals -> streams; same-size signals share one tensor call.
+
+        ``skip``: with ``max_abs_error``, per signal a boolean mask (or None) of values the
+        bound need not hold for (NaN positions the caller filled and restores itself)."""
         sample_rate = check_sample_rate(sample_rate)
+        if max_abs_error is not None:
+            xs = [as_numpy(x) for x in xs]
+            eps = [residual.check_bound(max_abs_error, x.dtype.name) for x in xs]
         floor = quality is None and self.rate_floor > 0
         q = self._check_quality(quality)
         cfg = self.config
@@ -144,7 +167,27 @@ class Codec:
         if floor:
             blobs = [self._raise_to_floor(p, z, b, sample_rate)
                      for p, z, b in zip(prepared, latents, blobs)]
+        if max_abs_error is not None:
+            blobs = self._bound(blobs, list(xs), eps, skip or [None] * len(xs))
         return blobs
+
+    def _bound(self, blobs: list[bytes], xs: list[np.ndarray], eps: list[float],
+               skip: Sequence[np.ndarray | None]) -> list[bytes]:
+        """Add the error-bounded residual to each stream: the decoder's reconstruction
+        (as :meth:`decode_batch` computes it) plus integers on a grid of ~2 eps."""
+        read = self.read_many(blobs)
+        predictions = self._grouped(read, lambda r: r[1].shape, self._decode_stack)
+        f = 2 ** self.config.levels
+        out = []
+        for blob, x, e, mask, (h, codes), y in zip(blobs, xs, eps, skip, read, predictions):
+            pred = restore_float(y, h.dtype, h.shape, h.normalisation)
+            bins = residual.energy_bins(codes, f, h.shape, h.channels)
+            body, _ = residual.encode(x, pred, e, bins, h.normalisation, mask)
+            header, payload = bitstream.unpack(blob)
+            header = dataclasses.replace(header, version=bitstream.EXTENDED_VERSION,
+                                         residual=body)
+            out.append(bitstream.pack(header, payload))
+        return out
 
     def _raise_to_floor(self, p: Prepared, z: np.ndarray, blob: bytes, sample_rate: int) -> bytes:
         """The design-point stream, or that of the lowest rung above it reaching the floor."""
@@ -271,6 +314,10 @@ class Codec:
             raise InputError(f"output must be 'signal' or 'unit', got {output!r}")
         for h in headers:
             self.check(h)
+            if h.residual is not None and output == "signal":
+                raise InputError("an error-bounded stream's bound needs its residual: decode "
+                                 "it with Codec.decode / decode_batch (reconstruct gives the "
+                                 "WaLLoC reconstruction only with output='unit')")
         y = self.synthesise(codes, [_quality.step(h.quality) for h in headers])
         shapes = {(h.shape, h.dtype) for h in headers}
         if len(shapes) == 1 and output == "unit":
@@ -291,7 +338,15 @@ class Codec:
         """Many streams -> signals; same-size latents share one tensor call."""
         read = self.read_many(blobs)
         signals = self._grouped(read, lambda r: r[1].shape, self._decode_stack)
-        return [restore(s, h.dtype, h.shape, h.normalisation) for (h, _), s in zip(read, signals)]
+        return [self._restore(s, h, z) for (h, z), s in zip(read, signals)]
+
+    def _restore(self, y: np.ndarray, h: Header, codes: np.ndarray) -> np.ndarray:
+        """The network's output -> the signal (with the residual of a bounded stream)."""
+        if h.residual is None:
+            return restore(y, h.dtype, h.shape, h.normalisation)
+        pred = restore_float(y, h.dtype, h.shape, h.normalisation)
+        bins = residual.energy_bins(codes, 2 ** self.config.levels, h.shape, h.channels)
+        return residual.decode(h.residual, pred, bins, h.dtype, h.normalisation)
 
     def dequantise(self, latents: np.ndarray, quality: int | None = None) -> np.ndarray:
         """Integer latents of a stream of ``quality`` -> the linear encoder's float outputs
@@ -356,6 +411,8 @@ class Codec:
             raise BitstreamError(f"stream header is inconsistent with codec {cfg.name}: {h}")
         if h.normalisation is None and h.dtype not in ("uint8", "int16"):
             raise BitstreamError(f"stream of dtype {h.dtype} lacks its normalisation")
+        if h.residual is not None and np.dtype(h.dtype).kind != "f":
+            raise BitstreamError(f"stream of dtype {h.dtype} carries an error-bounded residual")
 
 
 def _crop(y: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:

@@ -118,6 +118,16 @@ def _normalise(x: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray | None
 
 def restore(y: np.ndarray, dtype: str, shape: tuple[int, ...], norm: np.ndarray | None) -> np.ndarray:
     """Inverse of :func:`prepare` for a decoded ``(C, *padded)`` array in ``[-1/2, 1/2]``."""
+    v = restore_float(y, dtype, shape, norm)
+    if np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        v = np.clip(np.rint(v), info.min, info.max)
+    return v.astype(dtype)
+
+
+def restore_float(y: np.ndarray, dtype: str, shape: tuple[int, ...], norm: np.ndarray | None
+                  ) -> np.ndarray:
+    """:func:`restore` before rounding and the cast: float64 in the signal's units."""
     y = y[(slice(None),) + tuple(slice(0, n) for n in shape)].astype(np.float64) + 0.5
     low: float | np.ndarray  # fixed range: scalars; per-channel norm: arrays broadcast over the signal
     span: float | np.ndarray
@@ -126,8 +136,4 @@ def restore(y: np.ndarray, dtype: str, shape: tuple[int, ...], norm: np.ndarray 
     else:
         bshape = (-1,) + (1,) * len(shape)
         low, span = norm[:, 0].reshape(bshape), norm[:, 1].reshape(bshape)
-    v = y * span + low
-    if np.dtype(dtype).kind in "iu":
-        info = np.iinfo(dtype)
-        v = np.clip(np.rint(v), info.min, info.max)
-    return v.astype(dtype)
+    return y * span + low

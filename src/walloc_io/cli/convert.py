@@ -34,6 +34,10 @@ def add_parser(sub) -> None:
     p.add_argument("--strict", action="store_true", help="abort if any item is bad")
     p.add_argument("--quality", type=quality, help="1..100, higher = more bits (default: the "
                    "codec's design point, 50)")
+    p.add_argument("--max-abs-error", type=float, metavar="EPS",
+                   help="float sources: every finite value decodes within EPS of the source")
+    p.add_argument("--nan", choices=("raise", "mask"), default="raise",
+                   help="float sources with NaN: refuse (default) or store a mask")
     p.set_defaults(run=run)
 
 
@@ -50,7 +54,8 @@ def run(args) -> None:
     summary = convert(args.src, args.dst, args.codec, fmt=args.fmt, zarr_format=args.zarr_format,
                       workers=args.workers, scheduler=args.scheduler, strict=args.strict,
                       items_per_task=args.items_per_task, tile=args.tile, verify=args.verify,
-                      progress=progress, quality=args.quality)
+                      progress=progress, quality=args.quality,
+                      max_abs_error=args.max_abs_error, nan=args.nan)
     from ..codec import load_codec
 
     modality = load_codec(args.codec, device="cpu").config.modality

@@ -84,14 +84,17 @@ def check_layout(config: CodecConfig, chunk_shape, dtype, channel_last: bool = F
 
 
 def encode_chunk(codec: Codec, chunk: np.ndarray, *, channel_last: bool = False,
-                 nan: str = "raise", sample_rate: int = 0, quality: int | None = None) -> bytes:
-    """One array chunk -> one chunk record (all items in one batched encoder call)."""
+                 nan: str = "raise", sample_rate: int = 0, quality: int | None = None,
+                 max_abs_error: float | None = None) -> bytes:
+    """One array chunk -> one chunk record (all items in one batched encoder call).
+    ``max_abs_error``: every finite value decodes within it (float chunks; NaN positions
+    stored by the mask are exempt)."""
     chunk = np.asarray(chunk)
     if nan not in NAN_POLICIES:
         raise InputError(f"nan must be one of {NAN_POLICIES}, got {nan!r}")
     check_layout(codec.config, chunk.shape, chunk.dtype, channel_last)
     items = _items(chunk, codec.config, channel_last)
-    mask = None
+    mask, skip = None, None
     if chunk.dtype.kind == "f":
         finite = np.isfinite(items)
         if not finite.all():
@@ -100,8 +103,10 @@ def encode_chunk(codec: Codec, chunk: np.ndarray, *, channel_last: bool = False,
             if nan == "raise":
                 raise InputError(f"chunk contains {int((~finite).sum())} NaN values "
                                  "(use nan='mask' to store a mask and fill them)")
+            skip = list(~finite)
             items, mask = _fill_nan(items), _to_chunk_layout(~finite, chunk.shape, channel_last)
-    streams = codec.encode_batch(list(items), sample_rate=sample_rate, quality=quality)
+    streams = codec.encode_batch(list(items), sample_rate=sample_rate, quality=quality,
+                                 max_abs_error=max_abs_error, skip=skip)
     return pack(ChunkRecord(chunk.shape, chunk.dtype.name, channel_last, streams, mask))
 
 

@@ -57,19 +57,20 @@ class WallocCodec(_NumcodecsCodec):
     def __init__(self, preset: str | None = None, path: str | None = None,
                  fingerprint: str | None = None, channel_last: bool = False, nan: str = "raise",
                  sample_rate: int = 0, quality: int | None = None,
-                 device: str | None = None) -> None:
+                 max_abs_error: float | None = None, device: str | None = None) -> None:
         opts = ChunkCodecOptions(preset, path, fingerprint, channel_last, nan, sample_rate,
-                                 quality)
+                                 quality, max_abs_error)
         # public attributes are the config (numcodecs' convention): options only
         self.preset, self.path, self.channel_last = opts.preset, opts.path, opts.channel_last
         self.nan, self.sample_rate, self.quality = opts.nan, opts.sample_rate, opts.quality
+        self.max_abs_error = opts.max_abs_error
         self.fingerprint = opts.resolved_fingerprint()
         self._device, self._model = device, None
 
     @property
     def options(self) -> ChunkCodecOptions:
         return ChunkCodecOptions(self.preset, self.path, self.fingerprint, self.channel_last,
-                                 self.nan, self.sample_rate, self.quality)
+                                 self.nan, self.sample_rate, self.quality, self.max_abs_error)
 
     @classmethod
     def from_config(cls, config: dict) -> WallocCodec:
@@ -91,7 +92,8 @@ class WallocCodec(_NumcodecsCodec):
     def encode(self, buf) -> bytes:
         arr = ensure_ndarray_like(buf)
         return encode_chunk(self.codec, np.asarray(arr), channel_last=self.channel_last,
-                            nan=self.nan, sample_rate=self.sample_rate, quality=self.quality)
+                            nan=self.nan, sample_rate=self.sample_rate, quality=self.quality,
+                            max_abs_error=self.max_abs_error)
 
     def decode(self, buf, out=None):
         arr = decode_chunk(self.codec, ensure_bytes(buf))

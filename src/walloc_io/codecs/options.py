@@ -71,6 +71,7 @@ class ChunkCodecOptions:
     nan: str = "raise"
     sample_rate: int = 0
     quality: int | None = None  # 1..100 (walloc_io.quality); None: the design point
+    max_abs_error: float | None = None  # float arrays: the guaranteed bound on every value
 
     def __post_init__(self) -> None:
         if (self.preset is None) == (self.path is None):
@@ -81,6 +82,10 @@ class ChunkCodecOptions:
             object.__setattr__(self, "channel_last", bool(self.channel_last))
         object.__setattr__(self, "sample_rate", check_sample_rate(self.sample_rate))
         object.__setattr__(self, "quality", check_quality(self.quality))
+        if self.max_abs_error is not None:
+            from ..entropy.residual import check_bound
+
+            object.__setattr__(self, "max_abs_error", check_bound(self.max_abs_error, "float32"))
         if self.path is not None:
             object.__setattr__(self, "path", str(self.path))
 

@@ -89,6 +89,11 @@ class WallocZarrCodec(ChunkCodecOptions, ArrayBytesCodec):
         else:  # pragma: no cover - zarr has only regular grids today
             chunks = shape
         check_layout(self.config, chunks, native, self.channel_last)
+        self._check_bound(native)
+
+    def _check_bound(self, native) -> None:
+        if self.max_abs_error is not None and native.kind != "f":
+            raise ChunkLayoutError(f"max_abs_error applies to float arrays, not {native}")
 
     def evolve_from_array_spec(self, array_spec: ArraySpec) -> WallocZarrCodec:
         """Checks at array creation. Zarr calls this with the array's spec, and a
@@ -97,6 +102,7 @@ class WallocZarrCodec(ChunkCodecOptions, ArrayBytesCodec):
         every inner chunk, signal axes >= 2**J, and a NaN fill value only with nan='mask'."""
         native = array_spec.dtype.to_native_dtype()
         check_layout(self.config, array_spec.shape, native, self.channel_last)
+        self._check_bound(native)
         fill = array_spec.fill_value
         if self.nan == "raise" and native.kind == "f" and fill is not None and np.isnan(fill):
             raise ChunkLayoutError("fill_value NaN with nan='raise': partial writes fill the rest "
@@ -134,7 +140,8 @@ class WallocZarrCodec(ChunkCodecOptions, ArrayBytesCodec):
             if chunk.shape != spec.shape:
                 raise ChunkLayoutError(f"chunk of shape {chunk.shape}, expected {spec.shape}")
             record = encode_chunk(codec, chunk, channel_last=self.channel_last, nan=self.nan,
-                                  sample_rate=self.sample_rate, quality=self.quality)
+                                  sample_rate=self.sample_rate, quality=self.quality,
+                                  max_abs_error=self.max_abs_error)
             out.append(spec.prototype.buffer.from_bytes(record))
         return out
 

@@ -64,7 +64,8 @@ def _sweep_orphans(partial: Path) -> None:
 def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", zarr_format: int = 3,
             workers: int = 2, scheduler: str | None = None, strict: bool = False,
             items_per_task: int = 16, tile: int = 1024, verify: int = 8, progress=None,
-            client=None, quality: int | None = None) -> ConvertSummary:
+            client=None, quality: int | None = None, max_abs_error: float | None = None,
+            nan: str = "raise") -> ConvertSummary:
     """Convert ``src`` to a WaLLoC Zarr store or WaLLoC WebDataset shards at ``dst`` (see
     the module docstring)."""
     from ...codec import load_codec
@@ -74,6 +75,12 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
         raise InputError(f"workers must be an integer >= 1, got {workers!r}")
     model = load_codec(codec, device="cpu")
     quality = model._check_quality(quality)  # before anything is written
+    if max_abs_error is not None:
+        from ...entropy.residual import check_bound
+
+        max_abs_error = check_bound(max_abs_error, "float32")
+    if nan not in ("raise", "mask"):
+        raise InputError(f"nan must be 'raise' or 'mask', got {nan!r}")
     dst_path = Path(dst)
     if dst_path.exists():
         raise InputError(f"{dst} exists: choose a new destination (or remove it)")
@@ -95,14 +102,14 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
         group = zarr.open_group(partial, mode="a", zarr_format=cast(Literal[2, 3], zarr_format))
         if kind == "array":
             info = _prepare_array(group, src, model, zarr_format, items_per_task, codec, tile,
-                                  quality)
+                                  quality, max_abs_error, nan)
     else:
         partial.mkdir(parents=True, exist_ok=True)
     markers = partial / MARKERS
     _sweep_orphans(partial)
     done = {p.stem for p in markers.glob("*.json")} if markers.exists() else set()
     todo = [t for t in tasks if t["id"] not in done]
-    job = Job(codec, str(partial), zarr_format, tile, verify > 0, fmt, quality)
+    job = Job(codec, str(partial), zarr_format, tile, verify > 0, fmt, quality, max_abs_error, nan)
     summary = ConvertSummary(resumed_tasks=len(tasks) - len(todo))
     if todo:
         _run_distributed(job, kind, todo, info, workers, scheduler, client, progress, len(tasks),
@@ -138,7 +145,7 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
 
 
 def _prepare_array(group, src, model, zarr_format, items_per_task, codec, tile,
-                   quality=None) -> dict:
+                   quality=None, max_abs_error=None, nan="raise") -> dict:
     path, variable = _split_variable(src)
     a = _open_array(path, variable)
     shape, dtype = tuple(a.shape), np.dtype(a.dtype)
@@ -152,7 +159,8 @@ def _prepare_array(group, src, model, zarr_format, items_per_task, codec, tile,
     name = "signals"
     if name not in group:
         _create(group, name, shape, chunks, dtype, Job(codec, "", zarr_format, tile, False,
-                                                      quality=quality))
+                                                      quality=quality,
+                                                      max_abs_error=max_abs_error, nan=nan))
     return {"name": name}
 
 

@@ -67,7 +67,8 @@ def _create(group, name: str, shape, chunks, dtype, job: Job, sample_rate: int =
     named = path.parent == PRESET_DIR
     options = ChunkCodecOptions(preset=job.codec if named else None,
                                 path=None if named else str(job.codec), sample_rate=sample_rate,
-                                quality=job.quality)
+                                quality=job.quality, max_abs_error=job.max_abs_error,
+                                nan=job.nan)
     if job.zarr_format == 3:
         serializer = {"name": "walloc", "configuration": options.to_config()}
         return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype,

@@ -56,6 +56,8 @@ class Job:
     verify: bool
     fmt: str = "zarr"
     quality: int | None = None  # walloc_io.quality; None: the codec's design point
+    max_abs_error: float | None = None  # float sources: the guaranteed bound
+    nan: str = "raise"
 
 
 def _one_torch_thread() -> None:
