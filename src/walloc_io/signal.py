@@ -137,3 +137,40 @@ def restore_float(y: np.ndarray, dtype: str, shape: tuple[int, ...], norm: np.nd
         bshape = (-1,) + (1,) * len(shape)
         low, span = norm[:, 0].reshape(bshape), norm[:, 1].reshape(bshape)
     return y * span + low
+
+
+def fill_nan(x: np.ndarray) -> np.ndarray:
+    """``x`` (``(C, *axes)``, float) with every NaN replaced by a smooth blend of the finite
+    values around it (pull-push: finite means of a 2x pyramid, pushed back down), so masked
+    regions (land in an ocean grid) cost the codec few bits. A channel without finite
+    values becomes zeros. O(size), numpy only."""
+    out = np.array(x, dtype=x.dtype, copy=True)
+    for c in range(out.shape[0]):
+        finite = np.isfinite(out[c])
+        if finite.all():
+            continue
+        if not finite.any():
+            out[c] = 0
+            continue
+        filled = _pull_push(np.where(finite, out[c], 0).astype(np.float64), finite.astype(np.float64))
+        out[c][~finite] = filled[~finite].astype(out.dtype)
+    return out
+
+
+def _pull_push(v: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted values ``v`` (zero where ``w`` is 0) -> every position filled."""
+    if v.size == 1 or w.all():
+        return v
+    pad = [(0, n % 2) for n in v.shape]
+    vp, wp = np.pad(v * w, pad), np.pad(w, pad)
+    shape = [n // 2 for n in vp.shape]
+    blocks = tuple(d for n in shape for d in (n, 2))
+    sum_axes = tuple(range(1, 2 * v.ndim, 2))
+    cv, cw = vp.reshape(blocks).sum(sum_axes), wp.reshape(blocks).sum(sum_axes)
+    coarse = _pull_push(np.divide(cv, cw, out=np.zeros_like(cv), where=cw > 0),
+                        np.minimum(cw, 1))
+    up = coarse
+    for axis in range(v.ndim):
+        up = np.repeat(up, 2, axis=axis)
+    up = up[tuple(slice(0, n) for n in v.shape)]
+    return np.where(w > 0, v, up)

@@ -14,8 +14,9 @@ Record layout (little-endian)::
 flags: bit 0 channel-last layout, bit 1 a NaN mask follows. Floats are normalised per item
 and channel (the range travels in each stream's header). NaN policy: ``nan="raise"``
 (default) rejects chunks with NaN; ``nan="mask"`` stores where the NaNs were, encodes them
-as the mean of the item-channel's finite values, and puts NaN back on decode. Inf is always
-rejected.
+as a smooth fill from the finite values around them (:func:`walloc_io.signal.fill_nan`; the
+mean of the item-channel's finite values before walloc-io 0.3), and puts NaN back on decode.
+Inf is always rejected. With ``max_abs_error`` every finite value decodes within the bound.
 """
 
 from __future__ import annotations
@@ -229,11 +230,10 @@ def _to_chunk_layout(items: np.ndarray, shape: tuple[int, ...], channel_last: bo
 
 
 def _fill_nan(items: np.ndarray) -> np.ndarray:
-    axes = tuple(range(2, items.ndim))
-    finite = np.isfinite(items)
-    count = finite.sum(axis=axes, keepdims=True)
-    mean = np.where(finite, items, 0).sum(axis=axes, keepdims=True) / np.maximum(count, 1)
-    return np.where(finite, items, mean.astype(items.dtype))
+    """NaN -> a smooth fill from the finite values around them (see signal.fill_nan)."""
+    from ..signal import fill_nan
+
+    return np.stack([fill_nan(item) for item in items]) if len(items) else items
 
 
 def _assemble(rec: ChunkRecord, items: list[np.ndarray], config: CodecConfig, to: str) -> np.ndarray:

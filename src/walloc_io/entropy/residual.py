@@ -16,17 +16,23 @@ eat half of it, the prediction is dropped (``prediction = 0``: plain uniform qua
 values would be stored exactly (a bound at the dtype's resolution), the body holds the
 signal itself, zlib-compressed (flags bit 1): lossless, and never more than ~the raw size.
 
-The integers ``k`` are entropy-coded with the native rANS coder, split into ``BINS``
-context bins by the latent energy ``sum |code|`` of each value's latent position (what the
-decoder already knows, exactly): detailed regions get wide residuals, smooth ones narrow.
-Each bin is one two-sided geometric distribution, its ratio quantised to 16 bits and its
-tables built with integer arithmetic only, so both sides build the same tables anywhere.
+The integers ``k`` are first predicted from their causal neighbours (per stream the best of
+raw, left-, up- or planar-difference, as for the latents: what the network's reconstruction
+leaves is spatially correlated), then entropy-coded with the native rANS coder, split into
+``BINS`` context bins by the latent energy ``sum |code|`` of each value's latent position
+(what the decoder already knows, exactly): detailed regions get wide residuals, smooth ones
+narrow. Each bin is one two-sided geometric distribution, its ratio quantised to 16 bits and
+its tables built with integer arithmetic only, so both sides build the same tables anywhere.
+The encoder codes the field both ways, against the network's reconstruction and against
+nothing (the grid alone, as SZ-style predictive quantisers do), and keeps the smaller.
 
 Extension body (little-endian)::
 
     eps f64 | step f64 | flags u8 (bit 0: prediction used; bit 1: raw) | prediction crc32 u32
+    | bins u8 (0 for raw)
     raw: zlib(signal, output dtype, little-endian); else:
-    | bins u8 | per bin: theta u16, radius u16, payload bytes u32 | payloads
+    | mode u8 (walloc_io.entropy.predict) | offset f64 (the grid's origin without prediction)
+    | per bin: theta u16, radius u16, payload bytes u32 | payloads
     | exact count u32 | exact flat indices u32 x n | exact values (output dtype) x n
 """
 
@@ -45,10 +51,12 @@ from .tables import EntropyTables, core_radius, quantise_counts
 
 MARGIN = 2.0 ** -18  # of each channel's span: the float32 decoder drift the bound tolerates
 MAX_RADIUS = 4095  # residual magnitudes beyond this many steps are stored exactly
+RADIUS_LIMIT = 4 * MAX_RADIUS  # after planar prediction (two differences)
 ENERGY_EDGES = np.array([1, 2, 3, 5, 8, 13, 21, 34, 55])  # latent energy -> bin
 BINS = len(ENERGY_EDGES) + 1
 RAW_SHARE = 0.25
 _HEAD = struct.Struct("<ddBIB")
+_MODE = struct.Struct("<Bd")
 _BIN = struct.Struct("<HHI")
 _THETA_ONE = 1 << 16
 
@@ -72,9 +80,9 @@ def geometric_tables(theta: int, radius: int) -> EntropyTables:
     weights = [1 << 62]
     for _ in range(radius):
         weights.append(weights[-1] * theta >> 16)
-    # at most 2**32 each, so sums of up to 2 * MAX_RADIUS + 1 of them, times the 2**16 of
+    # at most 2**29 each, so sums of up to 2 * RADIUS_LIMIT + 1 of them, times the 2**16 of
     # quantise_counts, stay inside int64
-    w = np.array(weights, dtype=np.int64) >> 30
+    w = np.array(weights, dtype=np.int64) >> 33
     e = core_radius(radius)
     mags = np.abs(np.arange(-e, e + 1))
     core = w[mags]
@@ -116,15 +124,28 @@ def encode(x: np.ndarray, prediction: np.ndarray, eps: float, bins: np.ndarray,
            norm: np.ndarray | None, skip: np.ndarray | None = None) -> tuple[bytes, int]:
     """The extension body for signal ``x`` (float ``(C, *shape)``), the decoder's float64
     ``prediction``, bound ``eps``, context ``bins``; ``skip``: values not to bound (NaN
-    positions, restored by the caller). Returns ``(body, crc of the prediction)``."""
+    positions, restored by the caller). Returns ``(body, crc of the prediction)``: the
+    smaller of the bodies with and without the network's prediction."""
     x64 = x.astype(np.float64)
     spans = _spans(norm, x.shape[0], x.ndim - 1)
     margin = float(np.max(spans)) * MARGIN
-    use_prediction = eps > 4 * margin
-    step = 2 * (eps - margin) if use_prediction else eps
-    pred = prediction if use_prediction else np.zeros_like(x64)
-    crc = zlib.crc32(np.ascontiguousarray(prediction, dtype="<f8").tobytes()) \
-        if use_prediction else 0
+    crc = zlib.crc32(np.ascontiguousarray(prediction, dtype="<f8").tobytes())
+    finite = x64 if skip is None else x64[~skip]
+    offset = float(np.min(finite)) if finite.size else 0.0
+    bodies = [_body(x, x64, np.full_like(x64, offset), eps, eps, bins, skip, 0, 0, offset)]
+    if eps > 4 * margin:  # else the drift margin would eat the bound: the grid alone
+        bodies.append(_body(x, x64, prediction, eps, 2 * (eps - margin), bins, skip, 1, crc,
+                            0.0))
+    body = min(bodies, key=len)
+    return body, crc if body[16] & 1 else 0
+
+
+def _body(x: np.ndarray, x64: np.ndarray, pred: np.ndarray, eps: float, step: float,
+          bins: np.ndarray, skip: np.ndarray | None, flags: int, crc: int,
+          offset: float) -> bytes:
+    """One candidate body: residual integers against ``pred`` on a grid of ``step``."""
+    from . import predict
+
     with np.errstate(over="ignore", invalid="ignore"):
         k = np.rint((x64 - pred) / step)
     k = np.where(np.isfinite(k), k, 0)
@@ -138,22 +159,29 @@ def encode(x: np.ndarray, prediction: np.ndarray, eps: float, bins: np.ndarray,
         bad &= ~skip
     if bad.mean() > RAW_SHARE:
         raw = np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("<")).tobytes()
-        return _HEAD.pack(eps, step, 2, 0, 0) + zlib.compress(raw, 6), 0
+        return _HEAD.pack(eps, step, 2, 0, 0) + zlib.compress(raw, 6)
     k[bad] = 0
-    parts = [_HEAD.pack(eps, step, int(use_prediction), crc, BINS)]
+    if skip is not None:  # masked values: continue their neighbours (cheapest to predict)
+        k[skip] = 0
+    modes = predict.modes_for(x.ndim - 1, True)
+    costs = [sum(int(np.abs(predict.residual(k[c], m)).sum()) for c in range(k.shape[0]))
+             for m in modes]
+    mode = modes[int(np.argmin(costs))]
+    r = np.stack([predict.residual(k[c], mode) for c in range(k.shape[0])]).astype(np.int64)
+    parts = [_HEAD.pack(eps, step, flags, crc, BINS), _MODE.pack(mode, offset)]
     payloads = []
     for b in range(BINS):
-        kb = k[bins == b]
-        radius = int(np.abs(kb).max()) if kb.size else 0
-        theta = fit_theta(kb)
+        rb = r[bins == b]
+        radius = int(np.abs(rb).max()) if rb.size else 0
+        theta = fit_theta(rb)
         payload = LatentCoder(geometric_tables(theta, max(radius, 1))).encode(
-            kb.astype(np.int32)[None]) if kb.size else b""
+            rb.astype(np.int32)[None]) if rb.size else b""
         parts.append(_BIN.pack(theta, max(radius, 1), len(payload)))
         payloads.append(payload)
     exact = np.flatnonzero(bad.ravel()).astype("<u4")
     values = x.ravel()[exact].astype(x.dtype.newbyteorder("<"))
     parts += payloads + [struct.pack("<I", exact.size), exact.tobytes(), values.tobytes()]
-    return b"".join(parts), crc
+    return b"".join(parts)
 
 
 def decode(body: bytes, prediction: np.ndarray, bins: np.ndarray, dtype: str,
@@ -166,9 +194,14 @@ def decode(body: bytes, prediction: np.ndarray, bins: np.ndarray, dtype: str,
         raise BitstreamError(f"residual extension has an invalid bound {eps!r} / step {step!r}")
     if flags == 2 and n_bins == 0:
         return _raw(body[_HEAD.size:], prediction.shape, dtype)
-    if n_bins != BINS or flags > 1:
+    if n_bins != BINS or flags > 1 or len(body) < _HEAD.size + _MODE.size:
         raise BitstreamError(f"residual extension with {n_bins} bins / flags {flags}")
-    at = _HEAD.size
+    from . import predict
+
+    mode, offset = _MODE.unpack_from(body, _HEAD.size)
+    if mode not in predict.modes_for(prediction.ndim - 1, True) or not math.isfinite(offset):
+        raise BitstreamError(f"residual extension: invalid mode {mode} / offset {offset!r}")
+    at = _HEAD.size + _MODE.size
     heads = []
     for _ in range(BINS):
         if at + _BIN.size > len(body):
@@ -196,7 +229,7 @@ def decode(body: bytes, prediction: np.ndarray, bins: np.ndarray, dtype: str,
             if size:
                 raise BitstreamError("residual bin holds bytes but no values")
             continue
-        if not 1 <= theta < _THETA_ONE or not 1 <= radius <= MAX_RADIUS:
+        if not 1 <= theta < _THETA_ONE or not 1 <= radius <= RADIUS_LIMIT:
             raise BitstreamError(f"residual bin {b}: invalid law ({theta}, {radius})")
         k[where] = LatentCoder(geometric_tables(theta, radius)).decode(payload, (1, n))[0]
     if at + 4 > len(body):
@@ -210,7 +243,10 @@ def decode(body: bytes, prediction: np.ndarray, bins: np.ndarray, dtype: str,
     values = np.frombuffer(body, np.dtype(dtype).newbyteorder("<"), n_exact, at + 4 * n_exact)
     if n_exact and index.max() >= prediction.size:
         raise BitstreamError("residual extension: exact value index out of range")
-    pred = prediction if use_prediction else np.zeros_like(prediction)
+    k = np.stack([predict.reconstruct(k[c], mode) for c in range(len(k))])
+    if np.abs(k).max(initial=0) > MAX_RADIUS:
+        raise BitstreamError("residual extension: residual beyond its radius (corrupt)")
+    pred = prediction if use_prediction else np.full_like(prediction, offset)
     out = (pred + k * step).astype(dtype)
     out.reshape(-1)[index] = values
     return out
