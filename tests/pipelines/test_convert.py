@@ -106,6 +106,43 @@ def test_convert_hdf5_variable(tmp_path, capsys, scheduler):
     assert "no dataset 'nope'" in capsys.readouterr().err
 
 
+def test_float_field_streams_in_shard_aligned_bands_with_a_bound(tmp_path, capsys, scheduler):
+    """A 2-D float field with NaN (an ocean grid) through convert: one signal (1, H, W),
+    tasks of shard-aligned bands, every finite value within the bound, NaN kept, sharded
+    store read back in part, as latents, by Dask and as a dataset."""
+    h5py = pytest.importorskip("h5py")
+    import walloc_io
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:200, 0:328]
+    field = (np.sin(xx / 23) * np.cos(yy / 17) * 15 + 20 + rng.normal(0, 0.2, xx.shape))
+    field = field.astype(np.float32)
+    field[40:90, 100:180] = np.nan  # land
+    with h5py.File(tmp_path / "sst.h5", "w") as f:
+        f["sst"] = field
+    out = tmp_path / "sst.zarr"
+    assert _convert(scheduler, [f"{tmp_path / 'sst.h5'}:sst", str(out), "--codec", "field-4x",
+                                "--max-abs-error", "0.05", "--nan", "mask", "--tile", "64",
+                                "--shards", "2"]) == 0
+    assert "items: 1 converted" in capsys.readouterr().out
+    markers = sorted((out / ".walloc-convert").glob("*.json")) if (out / ".walloc-convert").exists() else []
+    arr = zarr.open_group(out)["signals"]
+    assert arr.shape == (1, 200, 328) and arr.chunks == (1, 64, 64) and arr.shards == (1, 128, 128)
+    y = arr[0]
+    finite = np.isfinite(field)
+    assert np.array_equal(np.isnan(y), ~finite)
+    assert np.abs(y[finite] - field[finite]).max() <= 0.05
+    part = arr[0, 150:170, 300:328]
+    assert np.nanmax(np.abs(part - field[150:170, 300:328])) <= 0.05
+    lat = walloc_io.open_latents(out)
+    assert lat.shape == (16, 25, 41)
+    lazy = walloc_io.decode_array(out, device="cpu")
+    assert np.nanmax(np.abs(lazy.compute()[0] - field)) <= 0.05
+    ds = walloc_io.ZarrDataset(out, to="latents")
+    assert tuple(ds[0].shape) == (16, 25, 41)
+    assert not markers  # the finished store carries no resume markers
+
+
 def test_convert_on_an_existing_cluster_by_address(tmp_path, capsys, scheduler):
     import distributed
 

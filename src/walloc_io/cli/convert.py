@@ -38,6 +38,8 @@ def add_parser(sub) -> None:
                    help="float sources: every finite value decodes within EPS of the source")
     p.add_argument("--nan", choices=("raise", "mask"), default="raise",
                    help="float sources with NaN: refuse (default) or store a mask")
+    p.add_argument("--shards", type=positive_int, metavar="N",
+                   help="array sources, Zarr v3: shards of N x N chunks (sharding codec)")
     p.set_defaults(run=run)
 
 
@@ -55,7 +57,7 @@ def run(args) -> None:
                       workers=args.workers, scheduler=args.scheduler, strict=args.strict,
                       items_per_task=args.items_per_task, tile=args.tile, verify=args.verify,
                       progress=progress, quality=args.quality,
-                      max_abs_error=args.max_abs_error, nan=args.nan)
+                      max_abs_error=args.max_abs_error, nan=args.nan, shards=args.shards)
     from ..codec import load_codec
 
     modality = load_codec(args.codec, device="cpu").config.modality

@@ -65,7 +65,7 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
             workers: int = 2, scheduler: str | None = None, strict: bool = False,
             items_per_task: int = 16, tile: int = 1024, verify: int = 8, progress=None,
             client=None, quality: int | None = None, max_abs_error: float | None = None,
-            nan: str = "raise") -> ConvertSummary:
+            nan: str = "raise", shards: int | None = None) -> ConvertSummary:
     """Convert ``src`` to a WaLLoC Zarr store or WaLLoC WebDataset shards at ``dst`` (see
     the module docstring)."""
     from ...codec import load_codec
@@ -93,7 +93,12 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
     f = 2 ** model.config.levels
     if tile < f or tile % f:
         raise InputError(f"tile must be a positive multiple of {f} for {codec}, got {tile}")
-    kind, tasks = plan(src, model.config.modality, items_per_task, fmt)
+    if shards is not None and (shards < 1 or zarr_format != 3):
+        raise InputError("shards must be a positive number of chunks per shard axis, with "
+                         "zarr_format=3")
+    band = tile * (shards or 1)
+    kind, tasks = plan(src, model.config.modality, items_per_task, fmt, band,
+                       model.config.channels)
     partial = dst_path.with_name(dst_path.name + ".partial")
     info = None
     if fmt == "zarr":
@@ -102,7 +107,7 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
         group = zarr.open_group(partial, mode="a", zarr_format=cast(Literal[2, 3], zarr_format))
         if kind == "array":
             info = _prepare_array(group, src, model, zarr_format, items_per_task, codec, tile,
-                                  quality, max_abs_error, nan)
+                                  quality, max_abs_error, nan, shards)
     else:
         partial.mkdir(parents=True, exist_ok=True)
     markers = partial / MARKERS
@@ -145,12 +150,15 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
 
 
 def _prepare_array(group, src, model, zarr_format, items_per_task, codec, tile,
-                   quality=None, max_abs_error=None, nan="raise") -> dict:
+                   quality=None, max_abs_error=None, nan="raise", shards=None) -> dict:
     path, variable = _split_variable(src)
     a = _open_array(path, variable)
     shape, dtype = tuple(a.shape), np.dtype(a.dtype)
     cfg = model.config
     nd = cfg.signal_ndim + 1
+    expand = len(shape) == cfg.signal_ndim and cfg.channels == 1
+    if expand:  # one 2-D field (H, W) for a one-channel codec: stored as (1, H, W)
+        shape = (1, *shape)
     chunks = (*(1,) * (len(shape) - nd), *shape[-nd:-cfg.signal_ndim],
               *(min(n, tile) for n in shape[-cfg.signal_ndim:]))
     from ...codecs.chunk import check_layout
@@ -158,10 +166,15 @@ def _prepare_array(group, src, model, zarr_format, items_per_task, codec, tile,
     check_layout(cfg, chunks, dtype)
     name = "signals"
     if name not in group:
+        shard_shape = None if not shards else (
+            *chunks[:-cfg.signal_ndim],
+            *(min(n, c * shards) for n, c in zip(shape[-cfg.signal_ndim:],
+                                                  chunks[-cfg.signal_ndim:])))
         _create(group, name, shape, chunks, dtype, Job(codec, "", zarr_format, tile, False,
                                                       quality=quality,
-                                                      max_abs_error=max_abs_error, nan=nan))
-    return {"name": name}
+                                                      max_abs_error=max_abs_error, nan=nan),
+                shards=shard_shape)
+    return {"name": name, "expand": expand}
 
 
 def _run_distributed(job, kind, todo, info, workers, scheduler, client, progress, total, done,

@@ -57,7 +57,8 @@ def _quality(modality: str, ref: np.ndarray, out: np.ndarray) -> float:
     return float(psnr(ref, out) if modality == "image" else snr(ref, out))
 
 
-def _create(group, name: str, shape, chunks, dtype, job: Job, sample_rate: int = 0):
+def _create(group, name: str, shape, chunks, dtype, job: Job, sample_rate: int = 0,
+            shards=None):
 
     from ...codecs.options import ChunkCodecOptions
     from ...presets import resolve
@@ -71,8 +72,9 @@ def _create(group, name: str, shape, chunks, dtype, job: Job, sample_rate: int =
                                 nan=job.nan)
     if job.zarr_format == 3:
         serializer = {"name": "walloc", "configuration": options.to_config()}
-        return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype,
-                                  serializer=serializer, compressors=None, overwrite=True)
+        fill = {"fill_value": np.nan} if job.nan == "mask" and np.dtype(dtype).kind == "f" else {}
+        return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, shards=shards,
+                                  serializer=serializer, compressors=None, overwrite=True, **fill)
     from ...codecs.numcodec import WallocCodec
 
     return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, filters=None,

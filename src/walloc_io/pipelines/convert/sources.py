@@ -13,9 +13,13 @@ from ...errors import InputError
 TEXT_MEMBER_LIMIT = 65536  # shard members kept as Zarr attributes: UTF-8 text up to this size
 
 
-def plan(src: str, modality: str, items_per_task: int, fmt: str = "zarr") -> tuple[str, list[dict]]:
+def plan(src: str, modality: str, items_per_task: int, fmt: str = "zarr", band: int = 0,
+         channels: int = 0) -> tuple[str, list[dict]]:
     """``(kind, tasks)``, kind ``"folder"``, ``"shards"`` or ``"array"``; each task is a
-    dict with an ``id`` (its marker's name)."""
+    dict with an ``id`` (its marker's name). Array tasks are ``items_per_task`` rows of the
+    first axis times, with ``band``, bands of ``band`` samples along the first signal axis
+    (shard-aligned, so a task's memory is bounded by its band, not by the array). A 2-D
+    image array with a one-channel codec (``channels=1``) is one signal ``(H, W)``."""
     from .. import shards as wds_shards
 
     path, variable = _split_variable(src)
@@ -27,11 +31,25 @@ def plan(src: str, modality: str, items_per_task: int, fmt: str = "zarr") -> tup
         shape = _open_array(path, variable).shape
         if len(shape) < 2:
             raise InputError(f"{src}: array of shape {shape} has no item axis")
-        n = shape[0]
-        return "array", [{"id": f"rows-{i:08d}", "start": i, "stop": min(i + items_per_task, n),
-                          "path": str(path), "variable": variable,
-                          "name": f"shard-{i // items_per_task:06d}.tar"}
-                         for i in range(0, n, items_per_task)]
+        single = modality == "image" and len(shape) == 2 and channels == 1
+        n = 1 if single else shape[0]
+        axis = len(shape) - (2 if modality == "image" else 1)  # the first signal axis
+        length = shape[axis] if band else 0
+        bands = [(b, min(b + band, length)) for b in range(0, length, band)] if band else [None]
+        if len(bands) == 1:
+            bands = [None]
+        tasks = []
+        for i in range(0, n, items_per_task):
+            for cut in bands:
+                task = {"id": f"rows-{i:08d}" + (f"-band-{cut[0]:08d}" if cut else ""),
+                        "start": i, "stop": min(i + items_per_task, n), "path": str(path),
+                        "variable": variable, "name": f"shard-{i // items_per_task:06d}.tar"}
+                if cut:
+                    task.update(axis=axis, band=list(cut))
+                if single:
+                    task["single"] = True
+                tasks.append(task)
+        return "array", tasks
     from ...media import signal_files
 
     files = signal_files(path, modality)
@@ -48,7 +66,7 @@ def plan(src: str, modality: str, items_per_task: int, fmt: str = "zarr") -> tup
 
 def _split_variable(src: str) -> tuple[Path, str | None]:
     head, sep, tail = src.rpartition(":")
-    if sep and head and Path(head).suffix.lower() in (".h5", ".hdf5", ".nc", ".nc4") and tail:
+    if sep and head and Path(head).suffix.lower() in (".h5", ".hdf5", ".nc", ".nc4", ".cdf") and tail:
         return Path(head), tail
     return Path(src), None
 
@@ -77,6 +95,8 @@ def _open_array(path: Path, variable: str | None):
     ds = xr.open_dataset(path, mask_and_scale=False)
     if variable not in ds:
         raise InputError(f"{path} has no variable {variable!r} (has {sorted(map(str, ds.data_vars))})")
+    if ds[variable].dtype.kind == "f":  # float fields: missing values become NaN
+        ds = xr.open_dataset(path, mask_and_scale=True)
     return ds[variable]
 
 
@@ -115,11 +135,14 @@ def _wlc_field(member: str, fields: dict, chosen: set) -> str:
     return name if name not in fields and name not in chosen else f"{member}.wlc"
 
 
-def _check_row(codec, row: np.ndarray, name: str) -> None:
-    """An array source's row: a signal of the codec's layout, finite."""
+def _check_row(codec, row: np.ndarray, name: str, nan: str = "raise") -> None:
+    """An array source's row: a signal of the codec's layout, finite (NaN allowed with
+    ``nan="mask"``; Inf never)."""
     _check_item(codec, row, name)
     if row.dtype.kind == "f" and not np.isfinite(row).all():
-        raise InputError(f"{name} contains NaN or Inf")
+        if nan == "raise" or np.isinf(row).any():
+            raise InputError(f"{name} contains {'Inf' if np.isinf(row).any() else 'NaN'}"
+                             + (" (use --nan mask)" if not np.isinf(row).any() else ""))
 
 
 def _check_item(codec, data: np.ndarray, name: str) -> None:

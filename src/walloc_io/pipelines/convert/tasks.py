@@ -208,16 +208,28 @@ def _array_rows(job: Job, codec, task: dict, info: dict) -> TaskStats:
     import zarr
 
     src = _open_array(Path(task["path"]), task["variable"])
-    rows = np.asarray(src[task["start"]:task["stop"]])
+    band = slice(*task["band"]) if "band" in task else slice(None)
+    if task.get("single"):  # a 2-D field (H, W), stored as one signal (1, H, W)
+        rows = np.asarray(src[band])[None, None]
+        target: tuple = (slice(None), band)
+    else:
+        index: list = [slice(task["start"], task["stop"])]
+        if "band" in task:
+            index += [slice(None)] * (task["axis"] - 1) + [band]
+        rows = np.asarray(src[tuple(index)])
+        target = tuple(index)
     name = info["name"]
     try:
         for i, row in enumerate(rows):
-            _check_row(codec, row, f"{task['path']}[{task['start'] + i}]")
+            _check_row(codec, row, f"{task['path']}[{task['start'] + i}]", job.nan)
     except WallocError as exc:
         return TaskStats(task["id"], skipped=[(f"rows {task['start']}-{task['stop'] - 1}", str(exc))])
     arr = zarr.open_array(Path(job.partial) / name, mode="r+")
-    arr[task["start"]:task["stop"]] = rows
-    stats = TaskStats(task["id"], len(rows), input_bytes=int(rows.nbytes))
-    if job.verify:
-        stats.quality = [_quality(codec.config.modality, rows[0], np.asarray(arr[task["start"]]))]
+    arr[target] = rows[0] if task.get("single") else rows
+    stats = TaskStats(task["id"], len(rows) if "band" not in task or task["band"][0] == 0 else 0,
+                      input_bytes=int(rows.nbytes))
+    if job.verify and stats.items:
+        stored = np.asarray(arr[target])
+        stats.quality = [_quality(codec.config.modality, np.nan_to_num(rows[0]),
+                                  np.nan_to_num(stored if task.get("single") else stored[0]))]
     return stats
