@@ -96,7 +96,7 @@ def j2k(x: np.ndarray, filled: np.ndarray, finite: np.ndarray, eps: float):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fields", type=Path, default=Path("data/fields/heldout"))
-    parser.add_argument("--codec", default="field-4x")
+    parser.add_argument("--codec", default="field-16x")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -119,10 +119,10 @@ def main() -> None:
         span = float(values.max() - values.min())
         for rel in BOUNDS:
             eps = rel * span
-            methods = {"walloc-io": lambda: walloc(codec, x, eps),
-                       "SZ3": lambda: sz3(x, filled, finite[0], eps),
-                       "ZFP": lambda: zfp(x, filled, finite[0], eps),
-                       "JPEG 2000": lambda: j2k(x, filled, finite[0], eps)}
+            methods = {"walloc-io": lambda: walloc(codec, x, eps),  # noqa: B023
+                       "SZ3": lambda: sz3(x, filled, finite[0], eps),  # noqa: B023
+                       "ZFP": lambda: zfp(x, filled, finite[0], eps),  # noqa: B023
+                       "JPEG 2000": lambda: j2k(x, filled, finite[0], eps)}  # noqa: B023
             for name, run in methods.items():
                 result = run()
                 if result is None:

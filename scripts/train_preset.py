@@ -28,7 +28,13 @@ from pathlib import Path
 import torch
 
 from walloc_io.config import CodecConfig
-from walloc_io.training import Trainer, TrainSettings, load_images, load_signals
+from walloc_io.training import (
+    Trainer,
+    TrainSettings,
+    load_images,
+    load_signals,
+    split_validation,
+)
 
 
 def _fine_tune(phase: TrainSettings, steps: int, rate_weight: float) -> TrainSettings:
@@ -63,6 +69,16 @@ PRESETS = {
                     decoder_channels=96, decoder_blocks=4),
         [TrainSettings(steps=5000, batch=8, crop=256, lr=5e-4, rate_weight=0.00015)],
     ),
+    # Float fields (scripts/prepare_data.py fields): one channel, 64x64 crops (small grids
+    # such as 73x144 winds must fit), lambda low: what matters under a bound is prediction.
+    # The same run as ``walloc train data/fields/train OUT --modality image --levels 3
+    # --latent-channels 4 --decoder-channels 64 --decoder-blocks 3 --crop 64 --batch 16
+    # --steps 3000 --rate-weight 2e-4 --threads 1`` (--data data/fields).
+    "field-16x": (
+        CodecConfig(name="field-16x", modality="image", channels=1, levels=3,
+                    latent_channels=4, decoder_channels=64, decoder_blocks=3),
+        [TrainSettings(steps=3000, batch=16, crop=64, lr=5e-4, rate_weight=2e-4)],
+    ),
     # Audio: J=8 packets of 256 bands per channel; 32768-sample crops (128 latent steps).
     # One run steered to a rate-proxy target (bits per time sample, all channels).
     "stereo-20x": (
@@ -93,6 +109,8 @@ RATE_FLOORS = {"rgb-16x": 1.0, "rgb-4x": 1.0, "gray-16x": 1.5}
 
 
 def _load(folder: Path, config: CodecConfig) -> list:
+    if config.modality == "image" and any(folder.glob("*.npy")):  # float fields
+        return load_signals(folder, "image")
     if config.modality == "image":
         return load_images(folder, channels=config.channels)
     return load_signals(folder, "audio")
@@ -120,7 +138,11 @@ def main() -> None:
     if args.until:
         phases = [p for p in phases if p.steps <= args.until]
     workdir = args.workdir or Path("runs") / args.preset
-    train, val = _load(args.data / "train", config), _load(args.data / "val", config)
+    train = _load(args.data / "train", config)
+    if (args.data / "val").is_dir():
+        val = _load(args.data / "val", config)
+    else:  # as walloc train does without --val (the field presets)
+        train, val = split_validation(train, 0.1, 0)
     if args.from_version:
         shipped = Path(__file__).resolve().parents[1] / "src/walloc_io/presets" / args.preset
         _seed_checkpoint(config, phases, train, val, workdir, shipped, args.from_version)

@@ -5,11 +5,11 @@ on them (as every decoder will), and adds an integer residual on a grid of ``ste
 
     decoded = cast(prediction + k * step),   k = round((x - prediction) / step)
 
-with ``step = 2 * (eps - margin)``. ``prediction`` is the float64 reconstruction the decoder
-network gives; ``margin`` (``MARGIN`` of each channel's span, ~4e-6) absorbs the last-bit
-differences a float32 network shows between thread counts, batch sizes or CPUs (measured
-here: at most 3.3e-7 of the span; ``tests/test_error_bound.py`` checks it stays below a
-quarter of the margin). The
+with ``step = 2 * (eps - margin)`` (``2 * (eps - ulp)`` without the network's prediction).
+``prediction`` is the float64 reconstruction the decoder network gives; ``margin``
+(``MARGIN`` of each channel's span, ~4e-6) absorbs the last-bit differences a float32
+network shows between thread counts, batch sizes or CPUs (measured here: at most 3.3e-7 of
+the span; ``tests/test_error_bound.py`` checks it stays below a quarter of the margin). The
 encoder then checks every value *after* the final cast to the output dtype; a value the
 grid cannot hold within ``eps`` (an outlier beyond ``MAX_RADIUS`` steps, or a bound below
 the dtype's resolution) is stored exactly. When ``eps`` is so small that the margin would
@@ -25,8 +25,18 @@ leaves is spatially correlated), then entropy-coded with the native rANS coder, 
 (what the decoder already knows, exactly): detailed regions get wide residuals, smooth ones
 narrow. Each bin is one two-sided geometric distribution, its ratio quantised to 16 bits and
 its tables built with integer arithmetic only, so both sides build the same tables anywhere.
-The encoder codes the field both ways, against the network's reconstruction and against
-nothing (the grid alone, as SZ-style predictive quantisers do), and keeps the smaller.
+For 2-D signals a second coding is tried too (flags bit 2): each channel's integers split
+into their four 2x2 polyphase planes, coded in the order (0,0), (1,1), (0,1), (1,0) with the
+latent coder's own machinery, so every plane's contexts are the local magnitudes of the
+planes already decoded, i.e. of its decoded spatial neighbours (a causal neighbourhood, as
+in lossless image coders), each context a two-sided geometric law fitted to this stream.
+A third coding (flags bit 3) predicts by multilevel interpolation, as SZ3 does: the
+integers at a coarse stride first, then level by level and axis by axis every remaining one
+from its decoded neighbours along that axis (cubic where four exist, else linear, in exact
+integer arithmetic), the residuals grouped by level and by the gap between the two nearest
+neighbours (an edge indicator the decoder knows). The encoder codes the field against the
+network's reconstruction and against nothing (the grid alone, as SZ-style predictive
+quantisers do), each all three ways, and keeps the smallest.
 
 Extension body (little-endian)::
 
@@ -35,11 +45,15 @@ Extension body (little-endian)::
     raw: zlib(signal, output dtype, little-endian); else:
     | mode u8 (walloc_io.entropy.predict) | offset f64 (the grid's origin without prediction)
     | per bin: theta u16, radius u16, payload bytes u32 | payloads
+    polyphase (flags bit 2) instead of the bins: max symbol u16 | per channel: theta u16 x
+    (PHASES x CONTEXTS) of the core laws, theta u16 x PHASES of the tails, payload bytes u32
+    | payloads
     | exact count u32 | exact flat indices u32 x n | exact values (output dtype) x n
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import struct
@@ -59,6 +73,11 @@ BINS = len(ENERGY_EDGES) + 1
 RAW_SHARE = 0.25
 _HEAD = struct.Struct("<ddBIB")
 _MODE = struct.Struct("<Bd")
+POLYPHASE = 4
+PHASE_ORDER = (0, 3, 1, 2)  # (0,0), (1,1), (0,1), (1,0): each plane sees decoded neighbours
+PHASE_THRESHOLDS = np.array([0, 1, 2, 3, 5, 7, 10, 14, 20, 28, 40, 56, 80, 113, 160])
+PHASE_CONTEXTS = len(PHASE_THRESHOLDS) + 1
+PHASE_RADIUS = 2047  # larger residuals go to exact storage in the polyphase coding
 _BIN = struct.Struct("<HHI")
 _THETA_ONE = 1 << 16
 
@@ -134,10 +153,22 @@ def encode(x: np.ndarray, prediction: np.ndarray, eps: float, bins: np.ndarray,
     crc = zlib.crc32(np.ascontiguousarray(prediction, dtype="<f8").tobytes())
     finite = x64 if skip is None else x64[~skip]
     offset = float(np.min(finite)) if finite.size else 0.0
-    bodies = [_body(x, x64, np.full_like(x64, offset), eps, eps, bins, skip, 0, 0, offset)]
+    # the grid alone: no drift to absorb, only the final cast's rounding (half an ulp of the
+    # largest magnitude); values the cast still pushes past eps are stored exactly
+    top = float(np.max(np.abs(finite))) if finite.size else 0.0
+    ulp = float(np.spacing(x.dtype.type(top)))
+    grid = 2 * (eps - ulp) if eps > 2 * ulp else eps
+    bodies = [_body(x, x64, np.full_like(x64, offset), eps, grid, bins, skip, 0, 0, offset)]
     if eps > 4 * margin:  # else the drift margin would eat the bound: the grid alone
         bodies.append(_body(x, x64, prediction, eps, 2 * (eps - margin), bins, skip, 1, crc,
                             0.0))
+    if x.ndim == 3 and min(x.shape[1:]) >= 4:
+        for coding in (4, 8):
+            bodies.append(_body(x, x64, np.full_like(x64, offset), eps, grid, bins, skip,
+                                coding, 0, offset))
+            if eps > 4 * margin:
+                bodies.append(_body(x, x64, prediction, eps, 2 * (eps - margin), bins, skip,
+                                    coding | 1, crc, 0.0))
     body = min(bodies, key=len)
     return body, crc if body[16] & 1 else 0
 
@@ -153,10 +184,11 @@ def _body(x: np.ndarray, x64: np.ndarray, pred: np.ndarray, eps: float, step: fl
     k = np.where(np.isfinite(k), k, 0)
     if skip is not None:
         k[skip] = 0
-    k = np.clip(k, -MAX_RADIUS - 1, MAX_RADIUS + 1).astype(np.int64)
+    limit = PHASE_RADIUS if flags & 12 else MAX_RADIUS
+    k = np.clip(k, -limit - 1, limit + 1).astype(np.int64)
     decoded = (pred + k * step).astype(x.dtype)
     bad = np.abs(decoded.astype(np.float64) - x64) > eps
-    bad |= np.abs(k) > MAX_RADIUS
+    bad |= np.abs(k) > limit
     if skip is not None:
         bad &= ~skip
     if bad.mean() > RAW_SHARE:
@@ -165,6 +197,13 @@ def _body(x: np.ndarray, x64: np.ndarray, pred: np.ndarray, eps: float, step: fl
     k[bad] = 0
     if skip is not None:  # masked values: continue their neighbours (cheapest to predict)
         k[skip] = 0
+    exact = np.flatnonzero(bad.ravel()).astype("<u4")
+    values = x.ravel()[exact].astype(x.dtype.newbyteorder("<"))
+    tail = [struct.pack("<I", exact.size), exact.tobytes(), values.tobytes()]
+    if flags & 12:
+        coded = _polyphase_encode(k) if flags & 4 else _interp_encode(k)
+        return b"".join([_HEAD.pack(eps, step, flags, crc, BINS), _MODE.pack(0, offset),
+                         coded, *tail])
     modes = predict.modes_for(x.ndim - 1, True)
     costs = [sum(int(np.abs(predict.residual(k[c], m)).sum()) for c in range(k.shape[0]))
              for m in modes]
@@ -180,10 +219,129 @@ def _body(x: np.ndarray, x64: np.ndarray, pred: np.ndarray, eps: float, step: fl
             rb.astype(np.int32)[None]) if rb.size else b""
         parts.append(_BIN.pack(theta, max(radius, 1), len(payload)))
         payloads.append(payload)
-    exact = np.flatnonzero(bad.ravel()).astype("<u4")
-    values = x.ravel()[exact].astype(x.dtype.newbyteorder("<"))
-    parts += payloads + [struct.pack("<I", exact.size), exact.tobytes(), values.tobytes()]
-    return b"".join(parts)
+    return b"".join(parts + payloads + tail)
+
+
+def _phases(plane: np.ndarray) -> np.ndarray:
+    """``(h, w)`` -> ``(4, ceil(h/2), ceil(w/2))`` polyphase planes (edges replicated)."""
+    h, w = plane.shape
+    padded = np.pad(plane, ((0, h % 2), (0, w % 2)), mode="edge")
+    return np.stack([padded[i::2, j::2] for i in (0, 1) for j in (0, 1)])
+
+
+def _unphase(phases: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    h2, w2 = phases.shape[1:]
+    out = np.empty((2 * h2, 2 * w2), phases.dtype)
+    for p, (i, j) in enumerate((i, j) for i in (0, 1) for j in (0, 1)):
+        out[i::2, j::2] = phases[p]
+    return out[: shape[0], : shape[1]]
+
+
+def _phase_tables(thetas: np.ndarray, tail_thetas: np.ndarray, max_symbol: int) -> EntropyTables:
+    """Tables of the polyphase coding: per phase, mode and context a geometric law."""
+    from . import predict
+
+    modes = predict.modes_for(2, True)
+    freqs, tails = [], []
+    for c in range(POLYPHASE):
+        per_mode, per_tail = [], []
+        for m in modes:
+            radius = predict.alphabet_radius(m, max_symbol)
+            per_mode.append(tuple(_core(int(t), radius) for t in thetas[c]))
+            per_tail.append(_tail(int(tail_thetas[c]), radius))
+        freqs.append(tuple(per_mode))
+        tails.append(tuple(per_tail))
+    thresholds = tuple(PHASE_THRESHOLDS.astype(np.int64) for _ in range(POLYPHASE))
+    return EntropyTables(max_symbol, tuple(freqs), thresholds, PHASE_ORDER, 16, tuple(tails))
+
+
+@functools.lru_cache(maxsize=4096)
+def _weights(theta: int, radius: int) -> np.ndarray:
+    weights = [1 << 62]
+    for _ in range(radius):
+        weights.append(weights[-1] * theta >> 16)
+    w = np.array(weights, dtype=np.int64) >> 33
+    w.setflags(write=False)
+    return w
+
+
+def _core(theta: int, radius: int) -> np.ndarray:
+    w = _weights(theta, radius)
+    e = core_radius(radius)
+    core = w[np.abs(np.arange(-e, e + 1))]
+    if e < radius:
+        escape = w[e + 1:].sum()
+        core = np.concatenate([[escape], core, [escape]])
+    return quantise_counts(core)
+
+
+def _tail(theta: int, radius: int) -> np.ndarray:
+    e = core_radius(radius)
+    return quantise_counts(_weights(theta, radius)[e + 1:]) if e < radius else np.zeros(0, np.int32)
+
+
+def _polyphase_encode(k: np.ndarray) -> bytes:
+    """Every channel of ``k`` (``(C, h, w)``) as four polyphase planes: laws fitted per
+    plane and context (the contexts the coder will see), then one native coder call."""
+    from . import predict
+    from .context import Contexts, bins, lookup_table
+
+    max_symbol = max(1, int(np.abs(k).max(initial=0)))
+    lut = lookup_table(PHASE_THRESHOLDS.astype(np.int64))
+    parts, payloads = [struct.pack("<H", max_symbol)], []
+    for plane in k:
+        phases = _phases(plane)
+        thetas = np.ones((POLYPHASE, PHASE_CONTEXTS), np.int64)
+        tail_thetas = np.ones(POLYPHASE, np.int64)
+        state = Contexts(phases.shape[1:])
+        for c in PHASE_ORDER:
+            ctx = bins(state.energy(), lut).ravel()
+            best = min(predict.modes_for(2, True),
+                       key=lambda m: int(np.abs(predict.residual(phases[c], m)).sum()))
+            r = predict.residual(phases[c], best).ravel()
+            for j in range(PHASE_CONTEXTS):
+                thetas[c, j] = fit_theta(r[ctx == j])
+            tail_thetas[c] = fit_theta(r)
+            state.add(predict.residual(phases[c], best))
+        tables = _phase_tables(thetas, tail_thetas, max_symbol)
+        payloads.append(LatentCoder(tables).encode(phases.astype(np.int32)))
+        parts.append(thetas.astype("<u2").tobytes() + tail_thetas.astype("<u2").tobytes()
+                     + struct.pack("<I", len(payloads[-1])))
+    return b"".join(parts + payloads)
+
+
+def _polyphase_decode(body: bytes, at: int, shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    """Inverse of :func:`_polyphase_encode` from offset ``at``: ``(k, end offset)``."""
+    if at + 2 > len(body):
+        raise BitstreamError("residual extension truncated")
+    (max_symbol,) = struct.unpack_from("<H", body, at)
+    if not 1 <= max_symbol <= PHASE_RADIUS + 1:
+        raise BitstreamError(f"residual extension: polyphase radius {max_symbol} out of range")
+    at += 2
+    channels, h, w = shape
+    per = 2 * POLYPHASE * PHASE_CONTEXTS + 2 * POLYPHASE + 4
+    heads = []
+    for _ in range(channels):
+        if at + per > len(body):
+            raise BitstreamError("residual extension truncated")
+        thetas = np.frombuffer(body, "<u2", POLYPHASE * PHASE_CONTEXTS, at).reshape(
+            POLYPHASE, PHASE_CONTEXTS)
+        tail_thetas = np.frombuffer(body, "<u2", POLYPHASE, at + 2 * thetas.size)
+        (size,) = struct.unpack_from("<I", body, at + per - 4)
+        if (thetas < 1).any() or (tail_thetas < 1).any():
+            raise BitstreamError("residual extension: invalid polyphase law")
+        heads.append((thetas, tail_thetas, size))
+        at += per
+    k = np.empty(shape, np.int64)
+    phase_shape = (POLYPHASE, (h + 1) // 2, (w + 1) // 2)
+    for c, (thetas, tail_thetas, size) in enumerate(heads):
+        payload = body[at:at + size]
+        if len(payload) != size:
+            raise BitstreamError("residual extension truncated")
+        at += size
+        coder = LatentCoder(_phase_tables(thetas, tail_thetas, max_symbol))
+        k[c] = _unphase(coder.decode(payload, phase_shape), (h, w))
+    return k, at
 
 
 def decode(body: bytes, prediction: np.ndarray, bins: np.ndarray, dtype: str,
@@ -196,7 +354,7 @@ def decode(body: bytes, prediction: np.ndarray, bins: np.ndarray, dtype: str,
         raise BitstreamError(f"residual extension has an invalid bound {eps!r} / step {step!r}")
     if flags == 2 and n_bins == 0:
         return _raw(body[_HEAD.size:], prediction.shape, dtype)
-    if n_bins != BINS or flags > 1 or len(body) < _HEAD.size + _MODE.size:
+    if n_bins != BINS or flags not in (0, 1, 4, 5, 8, 9) or len(body) < _HEAD.size + _MODE.size:
         raise BitstreamError(f"residual extension with {n_bins} bins / flags {flags}")
     from . import predict
 
@@ -204,15 +362,21 @@ def decode(body: bytes, prediction: np.ndarray, bins: np.ndarray, dtype: str,
     if mode not in predict.modes_for(prediction.ndim - 1, True) or not math.isfinite(offset):
         raise BitstreamError(f"residual extension: invalid mode {mode} / offset {offset!r}")
     at = _HEAD.size + _MODE.size
+    if flags & 12:
+        if prediction.ndim != 3:
+            raise BitstreamError("residual extension: 2-D coding of a 1-D signal")
+        decode = _polyphase_decode if flags & 4 else _interp_decode
+        k, at = decode(body, at, prediction.shape)
+        return _finish(body, at, k, prediction, flags, offset, step, dtype, None)
     heads = []
     for _ in range(BINS):
         if at + _BIN.size > len(body):
             raise BitstreamError("residual extension truncated")
         heads.append(_BIN.unpack_from(body, at))
         at += _BIN.size
-    use_prediction = bool(flags & 1)  # the crc is the encoder's prediction's, for diagnosis:
-    # decoders differ from it in the last bits (thread counts, batch sizes, CPUs), which the
-    # margin absorbs (measured: <= 3.3e-7 of the range, a tenth of MARGIN)
+    # The crc is the encoder's prediction's, for diagnosis: decoders differ from it in the
+    # last bits (thread counts, batch sizes, CPUs), which the margin absorbs (measured:
+    # <= 3.3e-7 of the range, a tenth of MARGIN).
     k = np.zeros(prediction.shape, np.int64)
     for b, (theta, radius, size) in enumerate(heads):
         where = bins == b
@@ -228,6 +392,14 @@ def decode(body: bytes, prediction: np.ndarray, bins: np.ndarray, dtype: str,
         if not 1 <= theta < _THETA_ONE or not 1 <= radius <= RADIUS_LIMIT:
             raise BitstreamError(f"residual bin {b}: invalid law ({theta}, {radius})")
         k[where] = LatentCoder(geometric_tables(theta, radius)).decode(payload, (1, n))[0]
+    return _finish(body, at, k, prediction, flags, offset, step, dtype, mode)
+
+
+def _finish(body: bytes, at: int, k: np.ndarray, prediction: np.ndarray, flags: int,
+            offset: float, step: float, dtype: str, mode: int | None) -> np.ndarray:
+    """Exact values, inverse prediction (bins coding) and the grid -> the signal."""
+    from . import predict
+
     if at + 4 > len(body):
         raise BitstreamError("residual extension truncated")
     (n_exact,) = struct.unpack_from("<I", body, at)
@@ -239,10 +411,11 @@ def decode(body: bytes, prediction: np.ndarray, bins: np.ndarray, dtype: str,
     values = np.frombuffer(body, np.dtype(dtype).newbyteorder("<"), n_exact, at + 4 * n_exact)
     if n_exact and index.max() >= prediction.size:
         raise BitstreamError("residual extension: exact value index out of range")
-    k = np.stack([predict.reconstruct(k[c], mode) for c in range(len(k))])
-    if np.abs(k).max(initial=0) > MAX_RADIUS:
+    if mode is not None:
+        k = np.stack([predict.reconstruct(k[c], mode) for c in range(len(k))])
+    if np.abs(k).max(initial=0) > MAX_RADIUS + 1:
         raise BitstreamError("residual extension: residual beyond its radius (corrupt)")
-    pred = prediction if use_prediction else np.full_like(prediction, offset)
+    pred = prediction if flags & 1 else np.full_like(prediction, offset)
     out = (pred + k * step).astype(dtype)
     out.reshape(-1)[index] = values
     return out
@@ -259,3 +432,142 @@ def _raw(data: bytes, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     if len(raw) != size or inflate.unconsumed_tail or not inflate.eof:
         raise BitstreamError("residual extension: raw signal of the wrong size")
     return np.frombuffer(raw, np.dtype(dtype).newbyteorder("<")).reshape(shape).astype(dtype)
+
+
+# -- multilevel interpolation (flags bit 3) ------------------------------------------------
+GAP_EDGES = np.array([1, 2, 4, 8, 16, 48])  # |a - b| of the two nearest neighbours -> bin
+GAP_BINS = len(GAP_EDGES) + 1
+LEVEL_CLASSES = 3  # finest level, the next, all coarser ones
+_GROUP = struct.Struct("<HHII")
+
+
+def _levels(shape: tuple[int, int]) -> int:
+    return max(0, min(6, int(math.log2(max(1, min(shape)))) - 1))
+
+
+def _passes(shape: tuple[int, int]):
+    """``(level, axis, stride)`` of every interpolation pass, coarse to fine."""
+    for level in range(_levels(shape) - 1, -1, -1):
+        for axis in (0, 1):
+            yield level, axis, 1 << level
+
+
+def _targets(shape, axis: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of a pass's targets: odd multiples of ``stride`` along
+    ``axis``, multiples of ``2 stride`` (axis 0) / ``stride`` (axis 1) along the other."""
+    h, w = shape
+    if axis == 0:
+        rows, cols = np.arange(stride, h, 2 * stride), np.arange(0, w, 2 * stride)
+    else:
+        rows, cols = np.arange(0, h, stride), np.arange(stride, w, 2 * stride)
+    return rows, cols
+
+
+def _predict(grid: np.ndarray, axis: int, stride: int) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """Integer predictions and neighbour gaps of a pass's targets from decoded ``grid``."""
+    rows, cols = _targets(grid.shape, axis, stride)
+    n = grid.shape[axis]
+    pos = rows if axis == 0 else cols
+    take = (lambda i: grid[np.ix_(i, cols)]) if axis == 0 else (lambda i: grid[np.ix_(rows, i)])
+    below = take(pos - stride)
+    has_above = pos + stride < n
+    above = take(np.where(has_above, pos + stride, pos - stride))
+    pred = (below + above) // 2
+    cubic = has_above & (pos - 3 * stride >= 0) & (pos + 3 * stride < n)
+    if cubic.any():
+        far_below = take(np.clip(pos - 3 * stride, 0, n - 1))
+        far_above = take(np.clip(pos + 3 * stride, 0, n - 1))
+        c = (9 * (below + above) - far_below - far_above) // 16
+        mask = cubic[:, None] if axis == 0 else cubic[None, :]
+        pred = np.where(mask, c, pred)
+    gap = np.abs(below - above)
+    return pred, gap, np.ix_(rows, cols)
+
+
+def _group_of(level: int, gap: np.ndarray) -> np.ndarray:
+    return min(level, LEVEL_CLASSES - 1) * GAP_BINS + np.searchsorted(GAP_EDGES, gap, "right")
+
+
+def _anchor_grid(shape) -> tuple:
+    step = 1 << _levels(shape)
+    return np.ix_(np.arange(0, shape[0], step), np.arange(0, shape[1], step))
+
+
+def _interp_encode(k: np.ndarray) -> bytes:
+    from . import predict
+
+    parts, payloads = [], []
+    for plane in k:
+        anchors = plane[_anchor_grid(plane.shape)]
+        groups: list[list[np.ndarray]] = [[] for _ in range(LEVEL_CLASSES * GAP_BINS)]
+        for level, axis, stride in _passes(plane.shape):
+            pred, gap, where = _predict(plane, axis, stride)
+            r = (plane[where] - pred).ravel()
+            g = _group_of(level, gap).ravel()
+            for j in np.unique(g):
+                groups[j].append(r[g == j])
+        streams = [predict.residual(anchors, predict.PLANAR).ravel()]
+        streams += [np.concatenate(gr) if gr else np.zeros(0, np.int64) for gr in groups]
+        for values in streams:
+            radius = max(1, int(np.abs(values).max(initial=0)))
+            theta = fit_theta(values)
+            payload = LatentCoder(geometric_tables(theta, radius)).encode(
+                values.astype(np.int32)[None]) if values.size else b""
+            parts.append(_GROUP.pack(theta, radius, values.size, len(payload)))
+            payloads.append(payload)
+    return b"".join(parts + payloads)
+
+
+def _interp_decode(body: bytes, at: int, shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    from . import predict
+
+    channels, h, w = shape
+    n_groups = 1 + LEVEL_CLASSES * GAP_BINS
+    heads = []
+    for _ in range(channels * n_groups):
+        if at + _GROUP.size > len(body):
+            raise BitstreamError("residual extension truncated")
+        heads.append(_GROUP.unpack_from(body, at))
+        at += _GROUP.size
+    if sum(head[2] for head in heads) != channels * h * w:
+        raise BitstreamError("residual extension: interpolation groups do not cover the signal")
+    k = np.empty(shape, np.int64)
+    for c in range(channels):
+        streams = []
+        for theta, radius, count, size in heads[c * n_groups:(c + 1) * n_groups]:
+            payload = body[at:at + size]
+            if len(payload) != size:
+                raise BitstreamError("residual extension truncated")
+            at += size
+            if not count:
+                streams.append(np.zeros(0, np.int64))
+                continue
+            if not 1 <= theta < _THETA_ONE or not 1 <= radius <= RADIUS_LIMIT:
+                raise BitstreamError(f"residual extension: invalid law ({theta}, {radius})")
+            streams.append(LatentCoder(geometric_tables(theta, radius)).decode(
+                payload, (1, count))[0].astype(np.int64))
+        plane = np.zeros((h, w), np.int64)
+        where = _anchor_grid((h, w))
+        n_anchor = where[0].size * where[1].size
+        if streams[0].size != n_anchor:
+            raise BitstreamError("residual extension: wrong number of anchors")
+        plane[where] = predict.reconstruct(streams[0].reshape(where[0].size, where[1].size),
+                                           predict.PLANAR)
+        used = [0] * n_groups
+        for level, axis, stride in _passes((h, w)):
+            pred, gap, where = _predict(plane, axis, stride)
+            g = _group_of(level, gap).ravel()
+            r = np.empty(g.size, np.int64)
+            for j in np.unique(g):
+                sel = g == j
+                n = int(sel.sum())
+                chunk = streams[1 + j][used[1 + j]:used[1 + j] + n]
+                if chunk.size != n:
+                    raise BitstreamError("residual extension: interpolation group too short")
+                r[sel] = chunk
+                used[1 + j] += n
+            plane[where] = pred + r.reshape(pred.shape)
+            if np.abs(plane[where]).max(initial=0) > MAX_RADIUS + 1:
+                raise BitstreamError("residual extension: residual beyond its radius (corrupt)")
+        k[c] = plane
+    return k, at
