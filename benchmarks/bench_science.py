@@ -108,6 +108,8 @@ def main() -> None:
     torch.set_num_threads(1)
     codec = walloc_io.load_codec(args.codec, device="cpu")
     files = sorted(args.fields.glob("*.npy"))[: args.limit]
+    if not files:
+        raise SystemExit(f"no .npy fields in {args.fields}: python scripts/prepare_data.py fields")
     rows = []
     for f in files:
         x = np.load(f)

@@ -24,6 +24,8 @@ def user_data(tmp_path: Path) -> dict:
 
     images = smooth_images(3, (64, 96), seed=3)
     PIL.Image.fromarray(images[0].transpose(1, 2, 0)).save(tmp_path / "photo.png")
+    yy, xx = np.mgrid[0:48, 0:80]
+    np.save(tmp_path / "sst.npy", (np.sin(xx / 9) * np.cos(yy / 7) * 3 + 15)[None].astype(np.float32))
     photos = np.concatenate([np.stack(images)] * 34)[:100]
     photos = np.pad(photos, ((0, 0), (0, 0), (0, 512 - 64), (0, 768 - 96)), mode="reflect")
     with wds.ShardWriter(str(tmp_path / "in-%06d.tar"), maxcount=2, verbose=0,
@@ -42,6 +44,8 @@ def test_readme_has_the_blocks_this_test_knows():
 @pytest.mark.filterwarnings("ignore:CUDA requested but not available:RuntimeWarning")
 @pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")  # 4 workers, 2 cores
 def test_readme_python_blocks_run(tmp_path, monkeypatch):
+    import walloc_io
+
     monkeypatch.chdir(tmp_path)
     namespace = user_data(tmp_path)
     for i, block in enumerate(BLOCKS):
@@ -49,6 +53,9 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
             warnings.simplefilter("ignore", ResourceWarning)  # webdataset leaves shards to the GC
             exec(compile(block, f"README block {i + 1}", "exec"), namespace)
     assert namespace["restored"].shape == namespace["image"].shape
+    bounded = walloc_io.load_codec("field-16x", device="cpu").decode(namespace["exact"])
+    assert np.abs(bounded - namespace["field"]).max() <= 0.01
+    assert walloc_io.read_header(namespace["small"]).quality == 20
     assert namespace["lat"].shape == (100, 12, 64, 96)
     assert tuple(namespace["x"].shape[1:]) == (3, 64, 96)  # the last batch of the loader
     assert len(namespace["ds"]) == 100
