@@ -155,3 +155,31 @@ def test_forged_chunk_records(tiny, streams, data):
         tracemalloc.stop()
     assert time.perf_counter() - start < SECONDS and peak < PEAK_BYTES
     OUTCOMES["cases"] += 1
+
+
+@pytest.fixture(scope="module")
+def bounded(tiny):
+    """Error-bounded float streams whose residuals took each coding (bins, polyphase,
+    interpolation, raw), to forge their extension bodies."""
+    rng = np.random.default_rng(12)
+    yy, xx = np.mgrid[0:40, 0:48]
+    smooth = np.stack([np.sin(xx / 7 + c) * np.cos(yy / 5) for c in range(3)]).astype(np.float32)
+    noisy = rng.normal(size=(3, 40, 48)).astype(np.float32)
+    return [tiny.encode(x, max_abs_error=eps) for x in (smooth, noisy)
+            for eps in (0.5, 1e-2, 1e-4, 1e-9)]
+
+
+@CASES
+@given(data=st.data())
+def test_forged_residual_bodies(tiny, bounded, data):
+    blob = data.draw(st.sampled_from(bounded))
+    header, payload = bitstream.unpack(blob)
+    body = bytearray(header.residual)
+    for _ in range(data.draw(st.integers(1, 8))):
+        at = data.draw(st.integers(0, len(body) - 1))
+        body[at] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        body = body[: data.draw(st.integers(0, len(body)))]
+    body += data.draw(st.binary(max_size=8))
+    forged = bitstream.pack(dataclasses.replace(header, residual=bytes(body)), payload)
+    check(tiny, forged, "residual")

@@ -98,12 +98,10 @@ def check_bound(eps, dtype: str) -> float:
 def geometric_tables(theta: int, radius: int) -> EntropyTables:
     """One-channel tables for ``P(k) ~ (theta / 2**16) ** |k|`` on ``[-radius, radius]``,
     from integer arithmetic only (the same integers on every machine)."""
-    weights = [1 << 62]
-    for _ in range(radius):
-        weights.append(weights[-1] * theta >> 16)
+    weights = _weights(theta, radius)
     # at most 2**29 each, so sums of up to 2 * RADIUS_LIMIT + 1 of them, times the 2**16 of
     # quantise_counts, stay inside int64
-    w = np.array(weights, dtype=np.int64) >> 33
+    w = weights
     e = core_radius(radius)
     mags = np.abs(np.arange(-e, e + 1))
     core = w[mags]
@@ -257,10 +255,16 @@ def _phase_tables(thetas: np.ndarray, tail_thetas: np.ndarray, max_symbol: int) 
 
 @functools.lru_cache(maxsize=4096)
 def _weights(theta: int, radius: int) -> np.ndarray:
-    weights = [1 << 62]
-    for _ in range(radius):
-        weights.append(weights[-1] * theta >> 16)
-    w = np.array(weights, dtype=np.int64) >> 33
+    """``floor``-iterated integer powers ``2**62 (theta / 2**16) ** j >> 33``, ``j = 0..radius``
+    (the same integers everywhere; zero from the first that underflows)."""
+    w = np.zeros(radius + 1, dtype=np.int64)
+    value = 1 << 62
+    for j in range(radius + 1):
+        shifted = value >> 33
+        if not shifted:
+            break
+        w[j] = shifted
+        value = value * theta >> 16
     w.setflags(write=False)
     return w
 
@@ -411,6 +415,8 @@ def _finish(body: bytes, at: int, k: np.ndarray, prediction: np.ndarray, flags: 
     values = np.frombuffer(body, np.dtype(dtype).newbyteorder("<"), n_exact, at + 4 * n_exact)
     if n_exact and index.max() >= prediction.size:
         raise BitstreamError("residual extension: exact value index out of range")
+    if n_exact and not np.isfinite(values).all():
+        raise BitstreamError("residual extension: a stored value is not finite")
     if mode is not None:
         k = np.stack([predict.reconstruct(k[c], mode) for c in range(len(k))])
     if np.abs(k).max(initial=0) > MAX_RADIUS + 1:
