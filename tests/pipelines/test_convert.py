@@ -143,6 +143,23 @@ def test_float_field_streams_in_shard_aligned_bands_with_a_bound(tmp_path, capsy
     assert not markers  # the finished store carries no resume markers
 
 
+def test_bounded_conversion_skips_integer_items_and_bounds_float_ones(tmp_path, capsys,
+                                                                     scheduler):
+    from PIL import Image
+
+    src = tmp_path / "mixed"
+    src.mkdir()
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(src / "photo.png")
+    x = np.random.default_rng(0).normal(size=(3, 32, 32)).astype(np.float32)
+    np.save(src / "field.npy", x)
+    assert _convert(scheduler, [str(src), str(tmp_path / "o.zarr"), "--max-abs-error", "0.1"]) == 0
+    captured = capsys.readouterr()
+    assert "items: 1 converted, 1 skipped" in captured.out
+    assert "photo: --max-abs-error applies to float signals" in captured.err
+    y = zarr.open_group(tmp_path / "o.zarr")["items/field"][:]
+    assert np.abs(y - x).max() <= 0.1
+
+
 def test_convert_on_an_existing_cluster_by_address(tmp_path, capsys, scheduler):
     import distributed
 

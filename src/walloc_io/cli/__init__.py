@@ -59,6 +59,7 @@ def _info(args: argparse.Namespace) -> None:
         "fingerprint": h.fingerprint, "rate": _rate(blob, h.array_shape),
         "normalisation": None if h.normalisation is None else h.normalisation.tolist(),
         "sample_rate": h.sample_rate or None, "format_version": h.version, "quality": h.quality,
+        "max_abs_error": h.max_abs_error,
     }
     if args.json:
         print(json.dumps(fields))

@@ -38,7 +38,8 @@ def _check_unique(group, name: str, shard: str) -> None:
         raise InputError(f"key {name!r} already came from shard {group[path].attrs.get('shard')}")
 
 
-def _encode_all(codec, signals: list, quality: int | None = None) -> list[bytes]:
+def _encode_all(codec, signals: list, quality: int | None = None,
+                max_abs_error: float | None = None) -> list[bytes]:
     """Encode in batches of same-size signals (one tensor call each), rate per item."""
     by_rate: dict[int, list[int]] = {}
     for i, sig in enumerate(signals):
@@ -46,7 +47,8 @@ def _encode_all(codec, signals: list, quality: int | None = None) -> list[bytes]
     out: list[bytes] = [b""] * len(signals)
     for rate, index in by_rate.items():
         for i, blob in zip(index, codec.encode_batch([signals[i].data for i in index],
-                                                     sample_rate=rate, quality=quality)):
+                                                     sample_rate=rate, quality=quality,
+                                                     max_abs_error=max_abs_error)):
             out[i] = blob
     return out
 

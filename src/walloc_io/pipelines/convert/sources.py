@@ -100,12 +100,16 @@ def _open_array(path: Path, variable: str | None):
     return ds[variable]
 
 
-def _read_item(codec, file: str, name: str, data: bytes | None = None):
-    """One item as a :class:`~walloc_io.media.Signal`, checked against the codec."""
+def _read_item(codec, file: str, name: str, data: bytes | None = None, bounded: bool = False):
+    """One item as a :class:`~walloc_io.media.Signal`, checked against the codec (and, for
+    an error-bounded conversion, float)."""
     from ...media import read_signal
 
     sig = read_signal(file, data)
     _check_item(codec, sig.data, name)
+    if bounded and sig.data.dtype.kind != "f":
+        raise InputError(f"{name}: --max-abs-error applies to float signals, this one is "
+                         f"{sig.data.dtype}")
     return sig
 
 

@@ -90,7 +90,7 @@ def run_task(job: Job, kind: str, task: dict, array_info: dict | None = None) ->
 def _folder_item(job: Job, codec, item: dict, task_id: str) -> TaskStats:
     name = item["name"]
     try:
-        sig = _read_item(codec, item["file"], name)
+        sig = _read_item(codec, item["file"], name, bounded=job.max_abs_error is not None)
     except WallocError as exc:
         return TaskStats(task_id, skipped=[(name, str(exc))])
     group = _group(job)
@@ -156,7 +156,8 @@ def _to_shard(job: Job, codec, kind: str, task: dict) -> TaskStats:
                     try:
                         assert pending is not None
                         pending.append((_wlc_field(member, fields, {n for n, _ in pending}),
-                                        _read_item(codec, f"{key}.{member}", label, fields[member])))
+                                        _read_item(codec, f"{key}.{member}", label, fields[member],
+                                                   bounded=job.max_abs_error is not None)))
                     except WallocError as exc:
                         stats.skip(label, str(exc))
                         pending = None
@@ -172,7 +173,8 @@ def _to_shard(job: Job, codec, kind: str, task: dict) -> TaskStats:
     elif kind == "folder":
         for item in task["items"]:
             try:
-                sig = _read_item(codec, item["file"], item["name"])
+                sig = _read_item(codec, item["file"], item["name"],
+                                 bounded=job.max_abs_error is not None)
             except WallocError as exc:
                 stats.skip(item["name"], str(exc))
                 continue
@@ -191,7 +193,7 @@ def _to_shard(job: Job, codec, kind: str, task: dict) -> TaskStats:
             stats.input_bytes += int(row.nbytes)
             signals.append((len(samples), "wlc", Signal(row)))
             samples.append((name, {}))
-    blobs = _encode_all(codec, [sig for _, _, sig in signals], job.quality)
+    blobs = _encode_all(codec, [sig for _, _, sig in signals], job.quality, job.max_abs_error)
     for (index, member, _sig), blob in zip(signals, blobs):
         samples[index][1][member] = blob
     stats.items = len(signals)
