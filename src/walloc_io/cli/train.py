@@ -50,13 +50,20 @@ def add_parser(sub) -> None:
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--rate-weight", type=float, default=2e-3, help="lambda of MSE + lambda * rate")
     p.add_argument("--target-bpp", type=float,
-                   help="steer lambda to this rate-proxy (bits per pixel/sample) instead")
+                   help="steer lambda to this coded rate (bits per pixel/sample; the rate "
+                   "proxy calibrated at each validation) instead")
     p.add_argument("--validate-every", type=int, default=500)
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--workdir", type=Path, help="checkpoints and log (default: OUTPUT.work)")
     p.add_argument("--resume", action="store_true", help="continue from the workdir's checkpoint")
     p.add_argument("--device", type=device, default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variable-rate", type=float, default=0.0, metavar="P",
+                   help="share of crops trained at a random quality's step (the quality knob)")
+    p.add_argument("--augment", action="store_true",
+                   help="image crops: vertical flips and 90-degree turns too")
+    p.add_argument("--low-contrast", type=float, default=0.0, metavar="P",
+                   help="share of crops with contrast lowered (smooth, dark content)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(run=run)
 
@@ -100,7 +107,8 @@ def run(args: argparse.Namespace) -> None:
         steps=args.steps, batch=args.batch, crop=args.crop or DEFAULT_CROP[modality], lr=args.lr,
         rate_weight=args.rate_weight, target_bpp=args.target_bpp, seed=args.seed,
         validate_every=args.validate_every, checkpoint_every=args.checkpoint_every,
-        device=str(device))
+        device=str(device), calibrate_rate=True, variable_rate=args.variable_rate,
+        augment=args.augment, low_contrast=args.low_contrast)
     if settings.crop % 2 ** levels:
         raise InputError(f"--crop {settings.crop} must be a multiple of 2**levels = {2 ** levels}")
     workdir = args.workdir or args.output.with_name(args.output.name + ".work")
