@@ -390,6 +390,17 @@ class Codec:
                 out[i] = result
         return out
 
+    def for_fingerprint(self, fingerprint: str) -> Codec:
+        """This codec, or the earlier version of its preset/directory that made streams of
+        ``fingerprint`` (kept under ``versions/`` when it was retrained), on this device;
+        :class:`ModelMismatchError` if it holds no such model."""
+        if fingerprint == self.fingerprint:
+            return self
+        if self.source is None:
+            raise ModelMismatchError(f"stream was made by model {fingerprint[:12]}, not by this "
+                                     f"codec ({self.config.name}, {self.fingerprint[:12]})")
+        return load_codec(self.source, device=self.device, fingerprint=fingerprint)
+
     def check(self, h: Header) -> None:
         """Raise unless ``h`` is a header this codec can decode (fingerprint, shapes)."""
         cfg = self.config

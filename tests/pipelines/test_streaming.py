@@ -221,8 +221,10 @@ def test_zarr_dataset_items_with_labels_in_workers(store, codec):
         labels = [int(v) for _, labels in loader for v in labels]
         assert labels == [int(k[1:]) % 3 for k in ds.names]
         for name, x in zip(ds.names, got):
-            if to == "signal":
-                np.testing.assert_array_equal(x.numpy(), group[f"items/{name}"][:])
+            if to == "signal":  # float decoders may round a value at .5 the other way in
+                # another process (thread count, batch): one level at most; latents are exact
+                diff = np.abs(x.numpy().astype(int) - group[f"items/{name}"][:].astype(int))
+                assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
             else:
                 expect = walloc_io.open_latents(group[f"items/{name}"]).compute()
                 np.testing.assert_array_equal(x.numpy(), expect)

@@ -117,12 +117,22 @@ def decode_chunks(codec: Codec, records: list[bytes], *, to: str = "signal") -> 
     record's layout (see :func:`latent_chunk_shape`) without running the decoder network."""
     parsed = [unpack(r) for r in records]
     streams = [s for p in parsed for s in p.streams]
-    if to == "signal":
-        out = codec.decode_batch(streams)
-    elif to == "latents":
-        out = codec.decode_latents_batch(streams)
-    else:
+    if to not in ("signal", "latents"):
         raise InputError(f"to must be 'signal' or 'latents', got {to!r}")
+    # streams of an earlier version of the codec (a store written before its preset was
+    # retrained, whose metadata predates recorded fingerprints) decode with that version
+    by_model: dict[str, list[int]] = {}
+    for i, s in enumerate(streams):
+        by_model.setdefault(bitstream.peek_fingerprint(s), []).append(i)
+    out: list = [None] * len(streams)
+    for fingerprint, index in by_model.items():
+        model = codec if fingerprint == codec.fingerprint or not fingerprint else \
+            codec.for_fingerprint(fingerprint)
+        batch = [streams[i] for i in index]
+        decoded = model.decode_batch(batch) if to == "signal" else \
+            model.decode_latents_batch(batch)
+        for i, y in zip(index, decoded):
+            out[i] = y
     arrays, at = [], 0
     for p in parsed:
         items, at = out[at:at + len(p.streams)], at + len(p.streams)
