@@ -193,3 +193,20 @@ def test_default_quality_floor_lifts_smooth_dark_content(rgb, photo):
     assert gain > 3, gain
     assert psnr(smooth, rgb.decode(default)) > psnr(smooth, bicubic_round_trip(smooth, 4)) - 6
     assert walloc_io.read_header(rgb.encode(photo)).quality is None  # textured: untouched
+
+
+@pytest.mark.parametrize("preset", ["stereo-20x", "mono-16x"])
+def test_audio_presets_have_a_quality_ladder(preset):
+    from walloc_io.metrics import snr
+
+    codec = walloc_io.load_codec(preset, device="cpu")
+    clip = read_signal(files("walloc_io").joinpath("samples", "heroes_rite.flac"))
+    x = clip.data if codec.config.channels == clip.data.shape[0] else clip.data[:1]
+    x = x[:, : 1 << 17]
+    sizes, scores = [], []
+    for q in (5, 50, 95):
+        blob = codec.encode(x, sample_rate=clip.sample_rate, quality=q)
+        sizes.append(len(blob))
+        scores.append(snr(x, codec.decode(blob)))
+    assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
+    assert scores[-1] >= scores[0] - 0.1
