@@ -19,15 +19,16 @@ def psnr(reference: np.ndarray, test: np.ndarray, peak: float | None = None) -> 
 
 
 def bicubic_round_trip(image: np.ndarray, factor: int) -> np.ndarray:
-    """uint8 ``(C, H, W)`` -> bicubic down by ``factor`` -> bicubic back up (Pillow)."""
+    """uint8 or float ``(C, H, W)`` -> bicubic down by ``factor`` -> bicubic back up (Pillow;
+    floats as 32-bit float images, returned in the input's dtype)."""
     from PIL import Image
 
     planes = []
     for plane in image:
-        im = Image.fromarray(plane)
+        im = Image.fromarray(plane if plane.dtype == np.uint8 else plane.astype(np.float32))
         small = im.resize((im.width // factor, im.height // factor), Image.Resampling.BICUBIC)
         planes.append(np.asarray(small.resize(im.size, Image.Resampling.BICUBIC)))
-    return np.stack(planes)
+    return np.stack(planes).astype(image.dtype)
 
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)

@@ -73,10 +73,23 @@ def evaluate_image(codec, image, _rate, baselines: bool, ladder: tuple[int, ...]
                    quality: int | None = None) -> list[dict]:
     """Rows of one image: the codec at ``quality`` (method ``WaLLoC``), at each quality of
     ``ladder`` (method :data:`CURVE`) and, with ``baselines``, bicubic/JPEG/WebP/JPEG 2000."""
-    from ..metrics import bicubic_round_trip, ms_ssim, psnr
+    from ..metrics import bicubic_round_trip, ms_ssim
+    from ..metrics import psnr as full_psnr
 
     pixels = image.shape[1] * image.shape[2]
-    peak = float(np.iinfo(image.dtype).max) if image.dtype.kind in "iu" else float(np.ptp(image))
+    finite = np.isfinite(image) if image.dtype.kind == "f" else None
+    if finite is not None and not finite.all():  # float fields with NaN (land): coded filled
+        from ..signal import fill_nan
+
+        values = image[finite]
+        peak = float(np.ptp(values))
+        image = fill_nan(image)
+
+        def psnr(reference, test, peak_=None):  # over the finite values only
+            return full_psnr(reference[finite], test[finite], peak if peak_ is None else peak_)
+    else:
+        peak = float(np.iinfo(image.dtype).max) if image.dtype.kind in "iu" else float(np.ptp(image))
+        psnr = full_psnr
     t_enc, blob = timed(lambda: codec.encode(image, quality=quality))
     t_dec, decoded = timed(lambda: codec.decode(blob))
     rows = [{"method": "WaLLoC", "setting": codec.config.name, "rate": 8 * len(blob) / pixels,
@@ -90,11 +103,12 @@ def evaluate_image(codec, image, _rate, baselines: bool, ladder: tuple[int, ...]
                      "psnr": psnr(image, decoded), "ms_ssim": ms_ssim(image, decoded, peak)})
     if not baselines:
         return rows
-    if image.dtype == np.uint8:
+    if image.dtype == np.uint8 or image.dtype.kind == "f":
         factor = max(1, round(math.sqrt(codec.dimensionality_reduction)))
         up = bicubic_round_trip(image, factor)
         rows.append({"method": f"bicubic /{factor}", "setting": f"x{factor}", "rate": math.nan,
                      "psnr": psnr(image, up), "ms_ssim": ms_ssim(image, up, peak)})
+    if image.dtype == np.uint8:
         for method, settings in (("JPEG", JPEG_QUALITIES), ("WebP", WEBP_QUALITIES),
                                  ("JPEG 2000", J2K_RATES)):
             for setting in settings:
