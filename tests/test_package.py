@@ -16,6 +16,7 @@ SRC = Path(walloc_io.__file__).parent
 # -> bitstream/signal/media/metrics -> config/quality -> errors.
 RANK = {"errors": 0, "config": 1, "quality": 1, "bitstream": 2, "signal": 2, "media": 2, "metrics": 2,
         "entropy": 3, "transform": 3, "latents": 3, "model": 4, "presets": 5, "codec": 6, "codecs": 7,
+        "spectral": 7,
         "pipelines": 8, "training": 8, "evaluation": 8, "cli": 9}
 
 

@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import convert, evaluate, train
 
     train.add_parser(sub)
+    train.add_spectral_parser(sub)
     evaluate.add_parser(sub)
     convert.add_parser(sub)
     return parser

@@ -156,3 +156,35 @@ class ProgressBar:
     def close(self) -> None:
         if self.tty:
             self.stream.write("\n")
+
+
+def add_spectral_parser(sub) -> None:
+    p = sub.add_parser("train-spectral", help="fit the spectral basis of a hyperspectral codec",
+                       description="PCA of the spectra of training cubes (B, H, W) (.npy files "
+                       "or a folder of them): the basis that walloc_io.spectral.SpectralCodec "
+                       "codes cubes of any band count with, through a one-channel 2-D codec.")
+    p.add_argument("data", type=Path, help=".npy cube (B, H, W) or a folder of them")
+    p.add_argument("output", type=Path, help="basis directory to write")
+    p.add_argument("--components", type=int, default=8, help="spectral components K")
+    p.add_argument("--spatial", default="field-16x",
+                   help="one-channel image codec for the component planes")
+    p.set_defaults(run=run_spectral)
+
+
+def run_spectral(args) -> None:
+    import numpy as np
+
+    from ..errors import InputError
+    from ..spectral import SpectralCodec, fit_basis
+
+    files = sorted(args.data.glob("*.npy")) if args.data.is_dir() else [args.data]
+    cubes = [np.load(f) for f in files]
+    if not cubes or any(c.ndim != 3 for c in cubes) or len({c.shape[0] for c in cubes}) != 1:
+        raise InputError(f"{args.data}: expected .npy cubes (B, H, W) with one band count")
+    if args.components < 1:
+        raise InputError(f"--components must be >= 1, got {args.components}")
+    basis = fit_basis(cubes, args.components, args.spatial)
+    SpectralCodec(basis)  # the spatial codec exists and is a one-channel image codec
+    basis.save(args.output)
+    print(f"wrote {args.output}: {basis.bands} bands -> {basis.k} components "
+          f"({basis.fingerprint[:12]}), spatial codec {args.spatial}")
