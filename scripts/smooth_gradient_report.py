@@ -71,7 +71,7 @@ def main() -> None:
     lines += ["", "Crops (rows 0-63, the centre 192 columns; contrast stretched "
               f"{low:.0f}..{high:.0f} -> 0..255, 4x enlarged):", ""]
     for i, (key, y) in enumerate(panels.items()):
-        name = f"crop-{i}-{key.replace(' ', '_').replace('/', '').replace('(', '').replace(')', '').replace('=', '').replace('>', '')}.png"
+        name = f"crop-{i}-{''.join(ch for ch in key.replace(' ', '_') if ch.isalnum() or ch in '_-@')}.png"
         stretch(y[sky], low, high).save(args.out / name)
         lines.append(f"- {key}: `{name}`")
     text = "\n".join(lines) + "\n"
