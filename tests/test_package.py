@@ -12,12 +12,11 @@ import walloc_io
 SRC = Path(walloc_io.__file__).parent
 
 # Lower layers never import higher ones (equal ranks only within one component):
-# cli -> pipelines/training -> codecs -> codec -> presets -> model -> entropy/transform
+# cli -> pipelines/training -> codecs -> spectral -> codec -> presets -> model -> entropy/transform
 # -> bitstream/signal/media/metrics -> config/quality -> errors.
 RANK = {"errors": 0, "config": 1, "quality": 1, "bitstream": 2, "signal": 2, "media": 2, "metrics": 2,
-        "entropy": 3, "transform": 3, "latents": 3, "model": 4, "presets": 5, "codec": 6, "codecs": 7,
-        "spectral": 7,
-        "pipelines": 8, "training": 8, "evaluation": 8, "cli": 9}
+        "entropy": 3, "transform": 3, "latents": 3, "model": 4, "presets": 5, "codec": 6,
+        "spectral": 7, "codecs": 8, "pipelines": 9, "training": 9, "evaluation": 9, "cli": 10}
 
 
 def imported_components(path: Path) -> set[str]:

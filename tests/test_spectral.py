@@ -77,3 +77,30 @@ def test_walloc_train_spectral_writes_a_basis_the_codec_opens(tmp_path, capsys):
     assert np.abs(codec.decode(codec.encode(x, max_abs_error=0.02)) - x).max() <= 0.02
     with pytest.raises(SystemExit):
         main(["train-spectral", str(tmp_path), str(tmp_path / "b2"), "--components", "x"])
+
+
+def test_cubes_in_zarr_v3_with_a_bound_and_nan(tmp_path):
+    import json
+
+    import zarr
+
+    basis = fit_basis([cube(0)], components=6).save(tmp_path / "basis")
+    x = cube(8, shape=(48, 64))
+    x[:, 0:3, 0:5] = np.nan
+    config = {"basis": str(basis), "max_abs_error": 0.01, "nan": "mask"}
+    a = zarr.create_array(tmp_path / "c.zarr", shape=x.shape, chunks=(300, 24, 32),
+                          dtype="float32", fill_value=float("nan"),
+                          serializer={"name": "walloc_spectral", "configuration": config})
+    a[:] = x
+    y = zarr.open_array(tmp_path / "c.zarr", mode="r")[:]
+    finite = np.isfinite(x)
+    assert np.array_equal(np.isnan(y), ~finite)
+    assert np.abs(y[finite] - x[finite]).max() <= 0.01
+    meta = json.loads((tmp_path / "c.zarr" / "zarr.json").read_text())["codecs"][0]
+    assert meta["name"] == "walloc_spectral" and len(meta["configuration"]["fingerprint"]) == 32
+    stored = sum(f.stat().st_size for f in (tmp_path / "c.zarr" / "c").rglob("*") if f.is_file())
+    assert stored < x.nbytes
+    with pytest.raises(ValueError, match="all 300 bands"):
+        zarr.create_array(tmp_path / "bad.zarr", shape=x.shape, chunks=(100, 24, 32),
+                          dtype="float32", serializer={"name": "walloc_spectral",
+                                                       "configuration": config})

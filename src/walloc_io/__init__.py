@@ -68,6 +68,9 @@ def register() -> None:
         from .codecs.zarr3 import WallocZarrCodec
 
         register_codec("walloc", WallocZarrCodec)
+        from .codecs.spectral_zarr import WallocSpectralZarrCodec
+
+        register_codec("walloc_spectral", WallocSpectralZarrCodec)
     except ImportError:
         pass
 
