@@ -104,3 +104,14 @@ def test_cubes_in_zarr_v3_with_a_bound_and_nan(tmp_path):
         zarr.create_array(tmp_path / "bad.zarr", shape=x.shape, chunks=(100, 24, 32),
                           dtype="float32", serializer={"name": "walloc_spectral",
                                                        "configuration": config})
+
+
+def test_corrupt_records_are_bitstream_errors(codec):
+    x = cube(9)
+    x[0, :2, :2] = np.nan
+    record = bytearray(codec.encode(x, max_abs_error=0.01, nan="mask"))
+    for at in (len(record) - 10, len(record) // 2, 40):
+        forged = bytearray(record)
+        forged[at] ^= 0x5A
+        with pytest.raises(walloc_io.BitstreamError):
+            codec.decode(bytes(forged))

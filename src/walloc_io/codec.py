@@ -155,6 +155,8 @@ class Codec:
         if max_abs_error is not None:
             xs = [as_numpy(x) for x in xs]
             eps = [residual.check_bound(max_abs_error, x.dtype.name) for x in xs]
+            if skip is not None and len(skip) != len(xs):
+                raise InputError(f"{len(skip)} skip masks for {len(xs)} signals")
         floor = quality is None and self.rate_floor > 0
         q = self._check_quality(quality)
         cfg = self.config
@@ -176,7 +178,10 @@ class Codec:
         """Add the error-bounded residual to each stream: the decoder's reconstruction
         (as :meth:`decode_batch` computes it) plus integers on a grid of ~2 eps."""
         read = self.read_many(blobs)
-        predictions = self._grouped(read, lambda r: r[1].shape, self._decode_stack)
+        predictions = self._grouped(read, lambda r: r[1].shape, lambda items: list(
+            self.synthesise(np.stack([z for _, z in items]),
+                            [_quality.step(h.quality) for h, _ in items],
+                            exact=True).float().cpu().numpy()))
         f = 2 ** self.config.levels
         out = []
         for blob, x, e, mask, (h, codes), y in zip(blobs, xs, eps, skip, read, predictions):
@@ -358,11 +363,14 @@ class Codec:
         with torch.inference_mode():
             return self.model.companding.inverse(y).numpy()
 
-    def synthesise(self, latents, steps: Sequence[float] | float = 1.0) -> torch.Tensor:
+    def synthesise(self, latents, steps: Sequence[float] | float = 1.0, exact: bool = False
+                   ) -> torch.Tensor:
         """Batched decoder network: integer latents ``(N, L, ...)`` -> signals in [-1/2, 1/2]
         on this codec's device (for loaders that batch latents from many workers).
         ``steps``: the quantisation step of every item (one for all, or one each;
-        ``walloc_io.quality.step(header.quality)``)."""
+        ``walloc_io.quality.step(header.quality)``). ``exact``: full float32 arithmetic on CUDA
+        (TF32 convolutions off), as error-bounded streams need: their residual assumes the
+        reconstruction within float32 rounding of the encoder's."""
         z = torch.as_tensor(np.asarray(latents) if not torch.is_tensor(latents) else latents)
         step: float | torch.Tensor
         if isinstance(steps, (int, float)):
@@ -370,12 +378,13 @@ class Codec:
         else:
             each = [float(v) for v in steps]
             step = each[0] if len(set(each)) == 1 else torch.tensor(each)
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), _full_float32(exact and self.device.type == "cuda"):
             return self.model.decode_latents(z.to(self.device), step)
 
     def _decode_stack(self, items: list[tuple[Header, np.ndarray]]) -> list[np.ndarray]:
         y = self.synthesise(np.stack([z for _, z in items]),
-                            [_quality.step(h.quality) for h, _ in items])
+                            [_quality.step(h.quality) for h, _ in items],
+                            exact=any(h.residual is not None for h, _ in items))
         return list(y.float().cpu().numpy())
 
     @staticmethod
@@ -429,6 +438,26 @@ class Codec:
 def _crop(y: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     index: tuple[Any, ...] = (Ellipsis, *(slice(0, n) for n in shape))
     return y[index]
+
+
+def _full_float32(on: bool):
+    """A context with TF32 off for cuDNN convolutions and CUDA matmuls (when ``on``)."""
+    import contextlib
+
+    if not on:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def context():
+        matmul = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+                yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = matmul
+
+    return context()
 
 
 _TORCH_DTYPES = {"uint8": torch.uint8, "int16": torch.int16, "uint16": torch.uint16,

@@ -20,7 +20,7 @@ Record layout (little-endian)::
     magic "WLSP" | version u8 | dtype u8 | flags u8 (bit 0 mask, bit 1 residual)
     | bands u32 | height u32 | width u32 | components u16 | basis fingerprint 16s
     | stream lengths u32 x components | streams | [residual bytes u32 | residual body]
-    | [mask bytes u32 | zlib(packbits(mask))]
+    | [mask bytes u32 | zlib(packbits(mask))] | crc32 u32 of every byte before it
 """
 
 from __future__ import annotations
@@ -160,6 +160,9 @@ class SpectralCodec:
         if max_abs_error is not None:
             eps = residual.check_bound(max_abs_error, cube.dtype.name)
         b, h, w = cube.shape
+        if cube.size > bitstream.MAX_ELEMENTS:
+            raise InputError(f"cube of {cube.size} values: more than walloc_io.bitstream."
+                             f"MAX_ELEMENTS = {bitstream.MAX_ELEMENTS} (raise it to code it)")
         x = cube.reshape(b, -1).astype(np.float64)
         planes = (self.basis.components.T @ (x - self.basis.mean[:, None])).reshape(-1, h, w)
         streams = self.spatial.encode_batch([p[None].astype(np.float32) for p in planes],
@@ -173,12 +176,18 @@ class SpectralCodec:
             plane = cube.reshape(1, b, h * w)
             bins = np.zeros(plane.shape, np.uint8)
             skip = None if mask is None else mask.reshape(plane.shape)
-            body, _ = residual.encode(plane, pred.reshape(plane.shape), eps, bins, None, skip)
+            # each component plane's decoder may drift by MARGIN of its span: in the band
+            # domain by up to MARGIN x sum_k |P_bk| span_k
+            spans = np.ptp(planes.reshape(planes.shape[0], -1), axis=1)
+            drift = residual.MARGIN * float(np.max(np.abs(self.basis.components) @ spans))
+            body, _ = residual.encode(plane, pred.reshape(plane.shape), eps, bins, None, skip,
+                                      margin=max(drift, residual.MARGIN * float(np.ptp(pred))))
             parts += [struct.pack("<I", len(body)), body]
         if mask is not None:
             packed = zlib.compress(np.packbits(mask.ravel()).tobytes(), 9)
             parts += [struct.pack("<I", len(packed)), packed]
-        return b"".join(parts)
+        body = b"".join(parts)
+        return body + struct.pack("<I", zlib.crc32(body))
 
     def _predict(self, streams: list[bytes], h: int, w: int) -> np.ndarray:
         """The decoder's reconstruction ``(B, H * W)`` float64 from the component streams."""
@@ -190,8 +199,11 @@ class SpectralCodec:
         from .entropy import residual
 
         data = bytes(record)
-        if len(data) < _HEAD.size or data[:4] != MAGIC:
+        if len(data) < _HEAD.size + 4 or data[:4] != MAGIC:
             raise BitstreamError("not a WaLLoC spectral record")
+        if zlib.crc32(data[:-4]) != struct.unpack_from("<I", data, len(data) - 4)[0]:
+            raise BitstreamError("spectral record checksum mismatch: the record is corrupt")
+        data = data[:-4]
         _, version, dtype, flags, b, h, w, k, fp = _HEAD.unpack_from(data)
         if version != VERSION or dtype >= len(DTYPES) or flags > 3:
             raise BitstreamError(f"unsupported spectral record (version {version}, flags {flags})")
@@ -228,7 +240,10 @@ class SpectralCodec:
             packed, at = _section(data, at)
             n = b * h * w
             inflate = zlib.decompressobj()
-            bits = inflate.decompress(packed, (n + 7) // 8)
+            try:
+                bits = inflate.decompress(packed, (n + 7) // 8)
+            except zlib.error as exc:
+                raise BitstreamError(f"spectral record: corrupt NaN mask ({exc})") from None
             if len(bits) != (n + 7) // 8:
                 raise BitstreamError("spectral record: NaN mask of the wrong size")
             mask = np.unpackbits(np.frombuffer(bits, np.uint8), count=n).astype(bool)

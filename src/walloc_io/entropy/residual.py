@@ -140,14 +140,21 @@ def _spans(norm: np.ndarray | None, channels: int, nd: int) -> np.ndarray:
 
 
 def encode(x: np.ndarray, prediction: np.ndarray, eps: float, bins: np.ndarray,
-           norm: np.ndarray | None, skip: np.ndarray | None = None) -> tuple[bytes, int]:
+           norm: np.ndarray | None, skip: np.ndarray | None = None,
+           margin: float | None = None) -> tuple[bytes, int]:
     """The extension body for signal ``x`` (float ``(C, *shape)``), the decoder's float64
     ``prediction``, bound ``eps``, context ``bins``; ``skip``: values not to bound (NaN
-    positions, restored by the caller). Returns ``(body, crc of the prediction)``: the
-    smaller of the bodies with and without the network's prediction."""
+    positions, restored by the caller); ``margin``: the drift a decoder's prediction may
+    show, in the signal's units (default: ``MARGIN`` of the largest channel span in
+    ``norm``). Returns ``(body, crc of the prediction)``: the smallest candidate body."""
+    if x.size >= 1 << 32:
+        raise InputError("signals of 2**32 values or more cannot carry an error bound")
+    if skip is not None and skip.shape != x.shape:
+        raise InputError(f"skip mask of shape {skip.shape} for a signal of shape {x.shape}")
     x64 = x.astype(np.float64)
-    spans = _spans(norm, x.shape[0], x.ndim - 1)
-    margin = float(np.max(spans)) * MARGIN
+    if margin is None:
+        spans = _spans(norm, x.shape[0], x.ndim - 1)
+        margin = float(np.max(spans)) * MARGIN
     crc = zlib.crc32(np.ascontiguousarray(prediction, dtype="<f8").tobytes())
     finite = x64 if skip is None else x64[~skip]
     offset = float(np.min(finite)) if finite.size else 0.0
@@ -156,25 +163,31 @@ def encode(x: np.ndarray, prediction: np.ndarray, eps: float, bins: np.ndarray,
     top = float(np.max(np.abs(finite))) if finite.size else 0.0
     ulp = float(np.spacing(x.dtype.type(top)))
     grid = 2 * (eps - ulp) if eps > 2 * ulp else eps
+    # against the prediction: room for the drift *and* the final cast, and the check below
+    # tries both ends of the drift (a decoder off by +-margin must still be within eps)
+    slack = margin + ulp
+    netted = 2 * (eps - slack)
+    use_net = eps > 4 * slack
     bodies = [_body(x, x64, np.full_like(x64, offset), eps, grid, bins, skip, 0, 0, offset)]
-    if eps > 4 * margin:  # else the drift margin would eat the bound: the grid alone
-        bodies.append(_body(x, x64, prediction, eps, 2 * (eps - margin), bins, skip, 1, crc,
-                            0.0))
+    if use_net:  # else the drift margin would eat the bound: the grid alone
+        bodies.append(_body(x, x64, prediction, eps, netted, bins, skip, 1, crc, 0.0, margin))
     if x.ndim == 3 and min(x.shape[1:]) >= 4:
         for coding in (4, 8):
             bodies.append(_body(x, x64, np.full_like(x64, offset), eps, grid, bins, skip,
                                 coding, 0, offset))
-            if eps > 4 * margin:
-                bodies.append(_body(x, x64, prediction, eps, 2 * (eps - margin), bins, skip,
-                                    coding | 1, crc, 0.0))
+            if use_net:
+                bodies.append(_body(x, x64, prediction, eps, netted, bins, skip,
+                                    coding | 1, crc, 0.0, margin))
     body = min(bodies, key=len)
     return body, crc if body[16] & 1 else 0
 
 
 def _body(x: np.ndarray, x64: np.ndarray, pred: np.ndarray, eps: float, step: float,
           bins: np.ndarray, skip: np.ndarray | None, flags: int, crc: int,
-          offset: float) -> bytes:
-    """One candidate body: residual integers against ``pred`` on a grid of ``step``."""
+          offset: float, drift: float = 0.0) -> bytes:
+    """One candidate body: residual integers against ``pred`` on a grid of ``step``; a value
+    is stored exactly unless it decodes within ``eps`` for any prediction within ``drift``
+    of ``pred`` (checked at both ends, after the cast)."""
     from . import predict
 
     with np.errstate(over="ignore", invalid="ignore"):
@@ -184,9 +197,10 @@ def _body(x: np.ndarray, x64: np.ndarray, pred: np.ndarray, eps: float, step: fl
         k[skip] = 0
     limit = PHASE_RADIUS if flags & 12 else MAX_RADIUS
     k = np.clip(k, -limit - 1, limit + 1).astype(np.int64)
-    decoded = (pred + k * step).astype(x.dtype)
-    bad = np.abs(decoded.astype(np.float64) - x64) > eps
-    bad |= np.abs(k) > limit
+    bad = np.abs(k) > limit
+    for shift in ((-drift, drift) if drift else (0.0,)):
+        decoded = (pred + shift + k * step).astype(x.dtype)
+        bad |= np.abs(decoded.astype(np.float64) - x64) > eps
     if skip is not None:
         bad &= ~skip
     if bad.mean() > RAW_SHARE:
@@ -253,7 +267,7 @@ def _phase_tables(thetas: np.ndarray, tail_thetas: np.ndarray, max_symbol: int) 
     return EntropyTables(max_symbol, tuple(freqs), thresholds, PHASE_ORDER, 16, tuple(tails))
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)  # at most 256 x 131 KB, whatever streams ask for
 def _weights(theta: int, radius: int) -> np.ndarray:
     """``floor``-iterated integer powers ``2**62 (theta / 2**16) ** j >> 33``, ``j = 0..radius``
     (the same integers everywhere; zero from the first that underflows)."""
@@ -422,7 +436,10 @@ def _finish(body: bytes, at: int, k: np.ndarray, prediction: np.ndarray, flags: 
     if np.abs(k).max(initial=0) > MAX_RADIUS + 1:
         raise BitstreamError("residual extension: residual beyond its radius (corrupt)")
     pred = prediction if flags & 1 else np.full_like(prediction, offset)
-    out = (pred + k * step).astype(dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = (pred + k * step).astype(dtype)
+    if not np.isfinite(out).all():
+        raise BitstreamError("residual extension decodes to non-finite values (corrupt)")
     out.reshape(-1)[index] = values
     return out
 
