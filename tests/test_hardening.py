@@ -243,3 +243,15 @@ def test_decode_creates_the_output_directory(tmp_path, blob):
     run = walloc("decode", "x.wlc", "missing/dir/out.png", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "missing" / "dir" / "out.png").stat().st_size > 0
+
+
+def test_normalisation_whose_end_overflows_float64_is_refused():
+    """low + span beyond float64 (found by the forged-header fuzzing): a BitstreamError, no
+    overflow warning."""
+    codec = walloc_io.load_codec("gray-16x", device="cpu")
+    blob = codec.encode(np.linspace(0, 1, 32 * 32, dtype=np.float32).reshape(1, 32, 32))
+    header, payload = bitstream.unpack(blob)
+    forged = bitstream.pack(dataclasses.replace(
+        header, normalisation=np.array([[8.988465674311579e307, 8.98846567431158e307]])), payload)
+    with pytest.raises(walloc_io.BitstreamError, match="leaves the range"):
+        walloc_io.read_header(forged)
