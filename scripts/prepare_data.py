@@ -413,34 +413,30 @@ def _valid_window(cube: np.ndarray, size: int) -> tuple[int, int]:
     raise RuntimeError(f"no fully valid {size}x{size} window")
 
 
+def _describe(kind: str, split: str, items: list[dict]) -> str:
+    if kind == "audio":
+        return f"{split}: {len(items)} files, {sum(i['seconds'] for i in items) / 60:.1f} min"
+    if kind == "multispectral":
+        return f"{split}: {len(items)} files, e.g. {items[0]['shape']} {items[0]['dtype']}"
+    return f"{split}: {len(items)} items"
+
+
+# kind -> (preparation, default output folder)
+KINDS = {"images": (prepare, "data/images"), "unseen": (prepare_unseen, "data/images/unseen"),
+         "heldout": (prepare_heldout, "data/images/heldout"), "audio": (prepare_audio, "data/audio"),
+         "multispectral": (prepare_multispectral, "data/multispectral"),
+         "fields": (prepare_fields, "data/fields")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("kind", nargs="?", choices=("images", "unseen", "heldout", "audio",
-                                                    "multispectral", "fields"),
-                        default="images")
+    parser.add_argument("kind", nargs="?", choices=tuple(KINDS), default="images")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    if args.kind == "images":
-        manifest = prepare(args.out or Path("data/images"))
-        print(f"train: {len(manifest['train'])} images, val: {len(manifest['val'])} crops")
-    elif args.kind == "unseen":
-        manifest = prepare_unseen(args.out or Path("data/images/unseen"))
-        print(f"unseen sources: {len(manifest['unseen'])} photos")
-    elif args.kind == "fields":
-        manifest = prepare_fields(args.out or Path("data/fields"))
-        print(f"fields: {len(manifest['train'])} training, {len(manifest['heldout'])} held out")
-    elif args.kind == "heldout":
-        manifest = prepare_heldout(args.out or Path("data/images/heldout"))
-        print(f"held-out source: {len(manifest['heldout'])} photos")
-    else:
-        prepare_fn = prepare_audio if args.kind == "audio" else prepare_multispectral
-        manifest = prepare_fn(args.out or Path(f"data/{args.kind}"))
-        for split, items in manifest.items():
-            if args.kind == "audio":
-                seconds = sum(item["seconds"] for item in items)
-                print(f"{split}: {len(items)} files, {seconds / 60:.1f} min")
-            else:
-                print(f"{split}: {len(items)} files, e.g. {items[0]['shape']} {items[0]['dtype']}")
+    prepare_fn, default = KINDS[args.kind]
+    manifest = prepare_fn(args.out or Path(default))
+    for split, items in manifest.items():
+        print(_describe(args.kind, split, items))
 
 
 if __name__ == "__main__":

@@ -158,17 +158,15 @@ class Codec:
             if skip is not None and len(skip) != len(xs):
                 raise InputError(f"{len(skip)} skip masks for {len(xs)} signals")
         floor = quality is None and self.rate_floor > 0
-        q = self._check_quality(quality)
+        q = self.check_quality(quality)
         cfg = self.config
         native = self.device.type == "cpu"
         prepared = [prepare(x, cfg.channels, cfg.signal_ndim, 2 ** cfg.levels, raw_uint8=native)
                     for x in xs]
         latents = self._grouped(prepared, lambda p: (p.data.shape, p.data.dtype),
                                 lambda items: self._encode_stack(items, _quality.step(q)))
-        blobs = [self._pack(p, z, sample_rate, q) for p, z in zip(prepared, latents)]
-        if floor:
-            blobs = [self._raise_to_floor(p, z, b, sample_rate)
-                     for p, z, b in zip(prepared, latents, blobs)]
+        blobs = [self._pack_floored(p, z, sample_rate) if floor else self._pack(p, z, sample_rate, q)
+                 for p, z in zip(prepared, latents)]
         if max_abs_error is not None:
             blobs = self._bound(blobs, list(xs), eps, skip or [None] * len(xs))
         return blobs
@@ -178,41 +176,36 @@ class Codec:
         """Add the error-bounded residual to each stream: the decoder's reconstruction
         (as :meth:`decode_batch` computes it) plus integers on a grid of ~2 eps."""
         read = self.read_many(blobs)
-        predictions = self._grouped(read, lambda r: r[1].shape, lambda items: list(
-            self.synthesise(np.stack([z for _, z in items]),
-                            [_quality.step(h.quality) for h, _ in items],
-                            exact=True).float().cpu().numpy()))
+        predictions = self._grouped(read, lambda r: r[1].shape,
+                                    lambda items: self._decode_stack(items, exact=True))
         f = 2 ** self.config.levels
         out = []
         for blob, x, e, mask, (h, codes), y in zip(blobs, xs, eps, skip, read, predictions):
             pred = restore_float(y, h.dtype, h.shape, h.normalisation)
             bins = residual.energy_bins(codes, f, h.shape, h.channels)
-            body, _ = residual.encode(x, pred, e, bins, h.normalisation, mask)
+            body = residual.encode(x, pred, e, bins, h.normalisation, mask)
             header, payload = bitstream.unpack(blob)
             header = dataclasses.replace(header, version=bitstream.EXTENDED_VERSION,
                                          residual=body)
             out.append(bitstream.pack(header, payload))
         return out
 
-    def _raise_to_floor(self, p: Prepared, z: np.ndarray, blob: bytes, sample_rate: int) -> bytes:
-        """The design-point stream, or that of the lowest rung above it reaching the floor."""
+    def _pack_floored(self, p: Prepared, z: np.ndarray, sample_rate: int) -> bytes:
+        """The design-point stream of latents ``z``, or that of the lowest rung above it whose
+        payload reaches :attr:`rate_floor` bits per latent (the top rung if none does)."""
         need = self.rate_floor * z.size / 8  # payload bytes
+        q, payload = None, self.coder.encode(z)
+        rungs = iter(r for r in _quality.RUNGS if r > _quality.DESIGN)
+        while len(payload) < need and (q := next(rungs, None)) is not None:
+            z = self._encode_stack([p], _quality.step(q))[0]
+            payload = self.coder_for(q).encode(z)
+        if q is None and len(payload) < need:  # rungs exhausted: the top rung's stream
+            q = _quality.RUNGS[-1]
+        return self._pack(p, z, sample_rate, q, payload)
 
-        def payload(stream: bytes) -> int:
-            return len(bitstream.unpack(stream)[1])
-
-        if payload(blob) >= need:
-            return blob
-        for r in _quality.RUNGS:
-            if r <= _quality.DESIGN:
-                continue
-            latents = self._encode_stack([p], _quality.step(r))[0]
-            blob = self._pack(p, latents, sample_rate, r)
-            if payload(blob) >= need:
-                break
-        return blob
-
-    def _check_quality(self, q) -> int | None:
+    def check_quality(self, q) -> int | None:
+        """``q`` as streams store it (None: the design point), or an InputError for a value
+        out of 1..100 or a codec without a quality ladder."""
         q = _quality.check_quality(q)
         if q is not None and not self.ladder:
             raise InputError(f"codec {self.config.name} has no quality ladder (ladder.npz): "
@@ -249,14 +242,16 @@ class Codec:
         return self._analysis
 
     def _pack(self, p: Prepared, latents: np.ndarray, sample_rate: int,
-              q: int | None = None) -> bytes:
+              q: int | None = None, payload: bytes | None = None) -> bytes:
         extended = q is not None
         header = Header(self.config.modality, self.config.entropy_model, p.dtype,
                         self.fingerprint, self.config.channels, p.shape, p.padding,
                         latents.shape[0], latents.shape[1:], p.normalisation, sample_rate,
                         bitstream.EXTENDED_VERSION if extended else bitstream.FORMAT_VERSION,
                         q, self.ladder_id if extended else 0)
-        return bitstream.pack(header, self.coder_for(q).encode(latents))
+        if payload is None:
+            payload = self.coder_for(q).encode(latents)
+        return bitstream.pack(header, payload)
 
     # -- decoding ---------------------------------------------------------------------------
     def read(self, blob: bytes) -> tuple[Header, np.ndarray]:
@@ -381,10 +376,13 @@ class Codec:
         with self._lock, torch.inference_mode(), _full_float32(exact and self.device.type == "cuda"):
             return self.model.decode_latents(z.to(self.device), step)
 
-    def _decode_stack(self, items: list[tuple[Header, np.ndarray]]) -> list[np.ndarray]:
+    def _decode_stack(self, items: list[tuple[Header, np.ndarray]], exact: bool = False
+                      ) -> list[np.ndarray]:
+        """The decoder network on same-shape latents (``exact``, or any bounded stream among
+        them: full float32, see :meth:`synthesise`)."""
         y = self.synthesise(np.stack([z for _, z in items]),
                             [_quality.step(h.quality) for h, _ in items],
-                            exact=any(h.residual is not None for h, _ in items))
+                            exact=exact or any(h.residual is not None for h, _ in items))
         return list(y.float().cpu().numpy())
 
     @staticmethod

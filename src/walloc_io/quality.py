@@ -57,4 +57,9 @@ def rung(quality: int | None) -> int:
 def max_symbol(quality: int | None, amplitude: float) -> int:
     """Largest code magnitude at ``quality`` for companding amplitude ``amplitude``
     (``round(amplitude / step)``; at the design point the model's ``max_symbol``)."""
-    return int(math.floor(amplitude / step(quality) + 0.5))
+    return max_symbol_at(step(quality), amplitude)
+
+
+def max_symbol_at(grid: float, amplitude: float) -> int:
+    """Largest code magnitude on a grid of step ``grid``."""
+    return int(math.floor(amplitude / grid + 0.5))

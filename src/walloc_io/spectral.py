@@ -180,7 +180,7 @@ class SpectralCodec:
             # domain by up to MARGIN x sum_k |P_bk| span_k
             spans = np.ptp(planes.reshape(planes.shape[0], -1), axis=1)
             drift = residual.MARGIN * float(np.max(np.abs(self.basis.components) @ spans))
-            body, _ = residual.encode(plane, pred.reshape(plane.shape), eps, bins, None, skip,
+            body = residual.encode(plane, pred.reshape(plane.shape), eps, bins, None, skip,
                                       margin=max(drift, residual.MARGIN * float(np.ptp(pred))))
             parts += [struct.pack("<I", len(body)), body]
         if mask is not None:

@@ -60,7 +60,7 @@ def run(args) -> None:
     for name, signal, rate in found:
         rows += [{"item": name, **r} for r in evaluate(
             codec, signal, rate, not args.no_baselines, qualities(codec, not args.no_curve),
-            codec._check_quality(args.quality))]
+            codec.check_quality(args.quality))]
         print(f"  {name}: done", file=sys.stderr)
     text = report(codec, rows)
     print(text)

@@ -126,8 +126,7 @@ def decode_chunks(codec: Codec, records: list[bytes], *, to: str = "signal") -> 
         by_model.setdefault(bitstream.peek_fingerprint(s), []).append(i)
     out: list = [None] * len(streams)
     for fingerprint, index in by_model.items():
-        model = codec if fingerprint == codec.fingerprint or not fingerprint else \
-            codec.for_fingerprint(fingerprint)
+        model = codec.for_fingerprint(fingerprint) if fingerprint else codec
         batch = [streams[i] for i in index]
         decoded = model.decode_batch(batch) if to == "signal" else \
             model.decode_latents_batch(batch)

@@ -40,7 +40,7 @@ quantisers do), each all three ways, and keeps the smallest.
 
 Extension body (little-endian)::
 
-    eps f64 | step f64 | flags u8 (bit 0: prediction used; bit 1: raw) | prediction crc32 u32
+    eps f64 | step f64 | flags u8 (bit 0: prediction used; bit 1: raw)
     | bins u8 (0 for raw)
     raw: zlib(signal, output dtype, little-endian); else:
     | mode u8 (walloc_io.entropy.predict) | offset f64 (the grid's origin without prediction)
@@ -71,7 +71,7 @@ RADIUS_LIMIT = 4 * MAX_RADIUS  # after planar prediction (two differences)
 ENERGY_EDGES = np.array([1, 2, 3, 5, 8, 13, 21, 34, 55])  # latent energy -> bin
 BINS = len(ENERGY_EDGES) + 1
 RAW_SHARE = 0.25
-_HEAD = struct.Struct("<ddBIB")
+_HEAD = struct.Struct("<ddBB")
 _MODE = struct.Struct("<Bd")
 POLYPHASE = 4
 PHASE_ORDER = (0, 3, 1, 2)  # (0,0), (1,1), (0,1), (1,0): each plane sees decoded neighbours
@@ -98,10 +98,9 @@ def check_bound(eps, dtype: str) -> float:
 def geometric_tables(theta: int, radius: int) -> EntropyTables:
     """One-channel tables for ``P(k) ~ (theta / 2**16) ** |k|`` on ``[-radius, radius]``,
     from integer arithmetic only (the same integers on every machine)."""
-    weights = _weights(theta, radius)
     # at most 2**29 each, so sums of up to 2 * RADIUS_LIMIT + 1 of them, times the 2**16 of
     # quantise_counts, stay inside int64
-    w = weights
+    w = _weights(theta, radius)
     e = core_radius(radius)
     mags = np.abs(np.arange(-e, e + 1))
     core = w[mags]
@@ -141,12 +140,12 @@ def _spans(norm: np.ndarray | None, channels: int, nd: int) -> np.ndarray:
 
 def encode(x: np.ndarray, prediction: np.ndarray, eps: float, bins: np.ndarray,
            norm: np.ndarray | None, skip: np.ndarray | None = None,
-           margin: float | None = None) -> tuple[bytes, int]:
+           margin: float | None = None) -> bytes:
     """The extension body for signal ``x`` (float ``(C, *shape)``), the decoder's float64
     ``prediction``, bound ``eps``, context ``bins``; ``skip``: values not to bound (NaN
     positions, restored by the caller); ``margin``: the drift a decoder's prediction may
     show, in the signal's units (default: ``MARGIN`` of the largest channel span in
-    ``norm``). Returns ``(body, crc of the prediction)``: the smallest candidate body."""
+    ``norm``). Returns the smallest candidate body."""
     if x.size >= 1 << 32:
         raise InputError("signals of 2**32 values or more cannot carry an error bound")
     if skip is not None and skip.shape != x.shape:
@@ -155,7 +154,6 @@ def encode(x: np.ndarray, prediction: np.ndarray, eps: float, bins: np.ndarray,
     if margin is None:
         spans = _spans(norm, x.shape[0], x.ndim - 1)
         margin = float(np.max(spans)) * MARGIN
-    crc = zlib.crc32(np.ascontiguousarray(prediction, dtype="<f8").tobytes())
     finite = x64 if skip is None else x64[~skip]
     offset = float(np.min(finite)) if finite.size else 0.0
     # the grid alone: no drift to absorb, only the final cast's rounding (half an ulp of the
@@ -168,23 +166,22 @@ def encode(x: np.ndarray, prediction: np.ndarray, eps: float, bins: np.ndarray,
     slack = margin + ulp
     netted = 2 * (eps - slack)
     use_net = eps > 4 * slack
-    bodies = [_body(x, x64, np.full_like(x64, offset), eps, grid, bins, skip, 0, 0, offset)]
+    bodies = [_body(x, x64, np.full_like(x64, offset), eps, grid, bins, skip, 0, offset)]
     if use_net:  # else the drift margin would eat the bound: the grid alone
-        bodies.append(_body(x, x64, prediction, eps, netted, bins, skip, 1, crc, 0.0, margin))
+        bodies.append(_body(x, x64, prediction, eps, netted, bins, skip, 1, 0.0, margin))
     if x.ndim == 3 and min(x.shape[1:]) >= 4:
         for coding in (4, 8):
             bodies.append(_body(x, x64, np.full_like(x64, offset), eps, grid, bins, skip,
-                                coding, 0, offset))
+                                coding, offset))
             if use_net:
                 bodies.append(_body(x, x64, prediction, eps, netted, bins, skip,
-                                    coding | 1, crc, 0.0, margin))
-    body = min(bodies, key=len)
-    return body, crc if body[16] & 1 else 0
+                                    coding | 1, 0.0, margin))
+    return min(bodies, key=len)
 
 
 def _body(x: np.ndarray, x64: np.ndarray, pred: np.ndarray, eps: float, step: float,
-          bins: np.ndarray, skip: np.ndarray | None, flags: int, crc: int,
-          offset: float, drift: float = 0.0) -> bytes:
+          bins: np.ndarray, skip: np.ndarray | None, flags: int, offset: float,
+          drift: float = 0.0) -> bytes:
     """One candidate body: residual integers against ``pred`` on a grid of ``step``; a value
     is stored exactly unless it decodes within ``eps`` for any prediction within ``drift``
     of ``pred`` (checked at both ends, after the cast)."""
@@ -205,7 +202,7 @@ def _body(x: np.ndarray, x64: np.ndarray, pred: np.ndarray, eps: float, step: fl
         bad &= ~skip
     if bad.mean() > RAW_SHARE:
         raw = np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("<")).tobytes()
-        return _HEAD.pack(eps, step, 2, 0, 0) + zlib.compress(raw, 6)
+        return _HEAD.pack(eps, step, 2, 0) + zlib.compress(raw, 6)
     k[bad] = 0
     if skip is not None:  # masked values: continue their neighbours (cheapest to predict)
         k[skip] = 0
@@ -214,14 +211,13 @@ def _body(x: np.ndarray, x64: np.ndarray, pred: np.ndarray, eps: float, step: fl
     tail = [struct.pack("<I", exact.size), exact.tobytes(), values.tobytes()]
     if flags & 12:
         coded = _polyphase_encode(k) if flags & 4 else _interp_encode(k)
-        return b"".join([_HEAD.pack(eps, step, flags, crc, BINS), _MODE.pack(0, offset),
+        return b"".join([_HEAD.pack(eps, step, flags, BINS), _MODE.pack(0, offset),
                          coded, *tail])
     modes = predict.modes_for(x.ndim - 1, True)
-    costs = [sum(int(np.abs(predict.residual(k[c], m)).sum()) for c in range(k.shape[0]))
-             for m in modes]
-    mode = modes[int(np.argmin(costs))]
-    r = np.stack([predict.residual(k[c], mode) for c in range(k.shape[0])]).astype(np.int64)
-    parts = [_HEAD.pack(eps, step, flags, crc, BINS), _MODE.pack(mode, offset)]
+    by_mode = [np.stack([predict.residual(k[c], m) for c in range(k.shape[0])]) for m in modes]
+    best = int(np.argmin([int(np.abs(r).sum()) for r in by_mode]))
+    mode, r = modes[best], by_mode[best].astype(np.int64)
+    parts = [_HEAD.pack(eps, step, flags, BINS), _MODE.pack(mode, offset)]
     payloads = []
     for b in range(BINS):
         rb = r[bins == b]
@@ -314,13 +310,13 @@ def _polyphase_encode(k: np.ndarray) -> bytes:
         state = Contexts(phases.shape[1:])
         for c in PHASE_ORDER:
             ctx = bins(state.energy(), lut).ravel()
-            best = min(predict.modes_for(2, True),
-                       key=lambda m: int(np.abs(predict.residual(phases[c], m)).sum()))
-            r = predict.residual(phases[c], best).ravel()
+            residual = min((predict.residual(phases[c], m) for m in predict.modes_for(2, True)),
+                           key=lambda v: int(np.abs(v).sum()))
+            r = residual.ravel()
             for j in range(PHASE_CONTEXTS):
                 thetas[c, j] = fit_theta(r[ctx == j])
             tail_thetas[c] = fit_theta(r)
-            state.add(predict.residual(phases[c], best))
+            state.add(residual)
         tables = _phase_tables(thetas, tail_thetas, max_symbol)
         payloads.append(LatentCoder(tables).encode(phases.astype(np.int32)))
         parts.append(thetas.astype("<u2").tobytes() + tail_thetas.astype("<u2").tobytes()
@@ -367,7 +363,7 @@ def decode(body: bytes, prediction: np.ndarray, bins: np.ndarray, dtype: str,
     """The bounded signal from the decoder's float64 ``prediction`` and the extension body."""
     if len(body) < _HEAD.size:
         raise BitstreamError("residual extension truncated")
-    eps, step, flags, crc, n_bins = _HEAD.unpack_from(body)
+    eps, step, flags, n_bins = _HEAD.unpack_from(body)
     if not (math.isfinite(eps) and math.isfinite(step) and eps > 0 and 0 < step <= 2 * eps):
         raise BitstreamError(f"residual extension has an invalid bound {eps!r} / step {step!r}")
     if flags == 2 and n_bins == 0:
@@ -392,9 +388,6 @@ def decode(body: bytes, prediction: np.ndarray, bins: np.ndarray, dtype: str,
             raise BitstreamError("residual extension truncated")
         heads.append(_BIN.unpack_from(body, at))
         at += _BIN.size
-    # The crc is the encoder's prediction's, for diagnosis: decoders differ from it in the
-    # last bits (thread counts, batch sizes, CPUs), which the margin absorbs (measured:
-    # <= 3.3e-7 of the range, a tenth of MARGIN).
     k = np.zeros(prediction.shape, np.int64)
     for b, (theta, radius, size) in enumerate(heads):
         where = bins == b

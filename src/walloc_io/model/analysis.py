@@ -16,6 +16,7 @@ from typing import cast
 import numpy as np
 import torch
 
+from ..quality import max_symbol_at
 from ..transform.packet import _interleave_order
 from .autoencoder import WallocModel
 
@@ -68,6 +69,5 @@ class NativeAnalysis:
         out = np.empty((n, self.latent_channels, *(s // f for s in spatial)), dtype=np.int32)
         _kernel().analyse(x, int(is_u8), n, c, h, w, self.levels, self.ndim, low, span,
                           self.weight, self.bias, self.amplitude / step,
-                          self.max_symbol if step == 1.0 else int(self.amplitude / step + 0.5),
-                          out)
+                          self.max_symbol if step == 1.0 else max_symbol_at(step, self.amplitude), out)
         return out

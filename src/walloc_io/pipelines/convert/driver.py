@@ -17,7 +17,7 @@ import numpy as np
 
 from ...errors import InputError
 from .sinks import _array_bytes, _create
-from .sources import _open_array, _split_variable, plan
+from .sources import _open_array, _split_variable, plan, single_field
 from .tasks import MARKERS, Job, TaskStats, _one_torch_thread, run_task
 
 MANIFEST = "walloc-convert.json"
@@ -74,7 +74,7 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise InputError(f"workers must be an integer >= 1, got {workers!r}")
     model = load_codec(codec, device="cpu")
-    quality = model._check_quality(quality)  # before anything is written
+    quality = model.check_quality(quality)  # before anything is written
     if max_abs_error is not None:
         from ...entropy.residual import check_bound
 
@@ -100,21 +100,20 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
     kind, tasks = plan(src, model.config.modality, items_per_task, fmt, band,
                        model.config.channels)
     partial = dst_path.with_name(dst_path.name + ".partial")
+    job = Job(codec, str(partial), zarr_format, tile, verify > 0, fmt, quality, max_abs_error, nan)
     info = None
     if fmt == "zarr":
         import zarr
 
         group = zarr.open_group(partial, mode="a", zarr_format=cast(Literal[2, 3], zarr_format))
         if kind == "array":
-            info = _prepare_array(group, src, model, zarr_format, items_per_task, codec, tile,
-                                  quality, max_abs_error, nan, shards)
+            info = _prepare_array(group, src, model, job, shards)
     else:
         partial.mkdir(parents=True, exist_ok=True)
     markers = partial / MARKERS
     _sweep_orphans(partial)
     done = {p.stem for p in markers.glob("*.json")} if markers.exists() else set()
     todo = [t for t in tasks if t["id"] not in done]
-    job = Job(codec, str(partial), zarr_format, tile, verify > 0, fmt, quality, max_abs_error, nan)
     summary = ConvertSummary(resumed_tasks=len(tasks) - len(todo))
     if todo:
         _run_distributed(job, kind, todo, info, workers, scheduler, client, progress, len(tasks),
@@ -149,18 +148,16 @@ def convert(src: str, dst: str, codec: str = "rgb-16x", *, fmt: str = "zarr", za
     return summary
 
 
-def _prepare_array(group, src, model, zarr_format, items_per_task, codec, tile,
-                   quality=None, max_abs_error=None, nan="raise", shards=None) -> dict:
+def _prepare_array(group, src, model, job: Job, shards: int | None = None) -> dict:
     path, variable = _split_variable(src)
     a = _open_array(path, variable)
     shape, dtype = tuple(a.shape), np.dtype(a.dtype)
     cfg = model.config
     nd = cfg.signal_ndim + 1
-    expand = len(shape) == cfg.signal_ndim and cfg.channels == 1
-    if expand:  # one 2-D field (H, W) for a one-channel codec: stored as (1, H, W)
+    if single_field(shape, cfg.modality, cfg.channels):  # stored as (1, H, W)
         shape = (1, *shape)
     chunks = (*(1,) * (len(shape) - nd), *shape[-nd:-cfg.signal_ndim],
-              *(min(n, tile) for n in shape[-cfg.signal_ndim:]))
+              *(min(n, job.tile) for n in shape[-cfg.signal_ndim:]))
     from ...codecs.chunk import check_layout
 
     check_layout(cfg, chunks, dtype)
@@ -170,11 +167,8 @@ def _prepare_array(group, src, model, zarr_format, items_per_task, codec, tile,
             *chunks[:-cfg.signal_ndim],
             *(min(n, c * shards) for n, c in zip(shape[-cfg.signal_ndim:],
                                                   chunks[-cfg.signal_ndim:])))
-        _create(group, name, shape, chunks, dtype, Job(codec, "", zarr_format, tile, False,
-                                                      quality=quality,
-                                                      max_abs_error=max_abs_error, nan=nan),
-                shards=shard_shape)
-    return {"name": name, "expand": expand}
+        _create(group, name, shape, chunks, dtype, job, shards=shard_shape)
+    return {"name": name}
 
 
 def _run_distributed(job, kind, todo, info, workers, scheduler, client, progress, total, done,

@@ -31,7 +31,7 @@ def plan(src: str, modality: str, items_per_task: int, fmt: str = "zarr", band: 
         shape = _open_array(path, variable).shape
         if len(shape) < 2:
             raise InputError(f"{src}: array of shape {shape} has no item axis")
-        single = modality == "image" and len(shape) == 2 and channels == 1
+        single = single_field(shape, modality, channels)
         n = 1 if single else shape[0]
         axis = len(shape) - (2 if modality == "image" else 1)  # the first signal axis
         length = shape[axis] if band else 0
@@ -62,6 +62,11 @@ def plan(src: str, modality: str, items_per_task: int, fmt: str = "zarr", band: 
                            "items": items[i:i + items_per_task]}
                           for i in range(0, len(items), items_per_task)]
     return "folder", [{"id": f"item-{it['name']}", "items": [it]} for it in items]
+
+
+def single_field(shape: tuple[int, ...], modality: str, channels: int) -> bool:
+    """A 2-D image array for a one-channel codec: one signal, stored as ``(1, H, W)``."""
+    return modality == "image" and len(shape) == 2 and channels == 1
 
 
 def _split_variable(src: str) -> tuple[Path, str | None]:
