@@ -16,6 +16,11 @@ ladder (``ladder.npz``: tables for each quality rung, see ``walloc_io.quality``)
 default) on the training data, leaving its weights, tables and fingerprint as they are:
 
     python scripts/train_preset.py rgb-16x --data data/images --ladder-only
+
+``--floor-rungs`` adds only the floor rungs above quality 100 (``walloc_io.quality``) to
+that ladder, keeping its other tables and the id old streams recorded:
+
+    python scripts/train_preset.py rgb-16x --data data/images --floor-rungs
 """
 
 from __future__ import annotations
@@ -126,6 +131,9 @@ def main() -> None:
     parser.add_argument("--freeze-only", action="store_true", help="skip training, use checkpoint")
     parser.add_argument("--ladder-only", action="store_true",
                         help="fit only the quality ladder of the existing codec directory")
+    parser.add_argument("--floor-rungs", action="store_true",
+                        help="add the floor rungs above quality 100 to the existing ladder "
+                        "(its other rungs and their id unchanged)")
     parser.add_argument("--from-version", metavar="FP",
                         help="start WORKDIR's checkpoint from the preset's model FP (a kept "
                         "version, by fingerprint prefix) at the end of its phases, then run "
@@ -133,8 +141,8 @@ def main() -> None:
     args = parser.parse_args()
     config, phases = PRESETS[args.preset]
     out = args.out or Path(__file__).resolve().parents[1] / "src/walloc_io/presets" / args.preset
-    if args.ladder_only:
-        return _ladder_only(out, _load(args.data / "train", config))
+    if args.ladder_only or args.floor_rungs:
+        return _ladder_only(out, _load(args.data / "train", config), args.floor_rungs)
     if args.until:
         phases = [p for p in phases if p.steps <= args.until]
     workdir = args.workdir or Path("runs") / args.preset
@@ -180,20 +188,25 @@ def _seed_checkpoint(config, phases, train, val, workdir: Path, preset: Path, pr
     print(f"seeded {workdir} from {fp[:12]} at step {trainer.step}", file=sys.stderr)
 
 
-def _ladder_only(directory: Path, train) -> None:
+def _ladder_only(directory: Path, train, floor_only: bool = False) -> None:
     import json
 
-    from walloc_io.entropy import ladder_id, save_ladder
-    from walloc_io.presets.directory import load_codec_dir
+    from walloc_io import quality
+    from walloc_io.entropy import load_ladder, save_ladder
+    from walloc_io.presets.directory import ladder_manifest, load_codec_dir
     from walloc_io.training.export import fit_ladder
 
     model, _, fp = load_codec_dir(directory)
-    ladder = fit_ladder(model, train)
+    if floor_only:  # keep the knob's rungs (and their id): old streams keep decoding
+        ladder = {**load_ladder(directory / "ladder.npz"),
+                  **fit_ladder(model, train, quality.FLOOR_RUNGS)}
+    else:
+        ladder = fit_ladder(model, train)
     tmp = directory / ".ladder.npz.partial"
     save_ladder(ladder, tmp)
     tmp.replace(directory / "ladder.npz")
     manifest = json.loads((directory / "manifest.json").read_text())
-    manifest["ladder"] = f"{ladder_id(ladder):08x}"
+    manifest.update(ladder_manifest(ladder))
     if directory.name in RATE_FLOORS:
         manifest["rate_floor"] = RATE_FLOORS[directory.name]
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")

@@ -119,3 +119,49 @@ def test_golden_quality_streams_decode(codec, name):
     decoded = codec.decode(blob)
     tolerance = {"uint8": 1, "float32": 4 / 255}[header.dtype]
     assert np.abs(decoded.astype(np.float64) - expected["decoded"]).max() <= tolerance
+
+
+# -- format 3 with the boundary split and floor rungs (walloc-io 0.4, rgb-16x version 2;
+# written once, never regenerated) --------------------------------------------------------
+BOUNDARY = GOLDEN_ROOT / "format3-boundary"
+BOUNDARY_FINGERPRINT = "781b910c"
+
+
+def boundary_inputs() -> dict[str, tuple[np.ndarray, int | None]]:
+    image = read_signal(files("walloc_io").joinpath("samples", "kleiber.png")).data
+    yy, xx = np.mgrid[0:256, 0:256] / 256.0
+    dusk = np.round(np.stack([18 + 9 * yy, 20 + 8 * yy, 26 + 5 * xx])).astype(np.uint8)
+    return {"uint8_256x320_q50": (np.ascontiguousarray(image[:, 64:320, 96:416]), 50),
+            "uint8_256x256_default": (dusk, None)}
+
+
+def write_boundary(codec) -> None:
+    """Called by hand once (``python -c 'from tests.test_golden import *; ...'``)."""
+    BOUNDARY.mkdir(exist_ok=True)
+    for name, (x, q) in boundary_inputs().items():
+        blob = codec.encode(x, quality=q)
+        (BOUNDARY / f"{name}.wlc").write_bytes(blob)
+        np.savez_compressed(BOUNDARY / f"{name}.npz", latents=codec.decode_latents(blob),
+                            decoded=codec.decode(blob))
+
+
+@pytest.mark.parametrize("name", sorted(boundary_inputs()))
+def test_golden_boundary_streams_decode(name):
+    blob = (BOUNDARY / f"{name}.wlc").read_bytes()
+    header = walloc_io.read_header(blob)
+    codec = walloc_io.load_codec("rgb-16x", device="cpu", fingerprint=header.fingerprint)
+    assert header.fingerprint.startswith(BOUNDARY_FINGERPRINT)
+    assert header.version == 3 and header.boundary is not None
+    x, q = boundary_inputs()[name]
+    assert (header.quality in codec.floor_rungs) if q is None else header.quality is None
+    expected = np.load(BOUNDARY / f"{name}.npz")
+    np.testing.assert_array_equal(codec.decode_latents(blob), expected["latents"])
+    decoded = codec.decode(blob)
+    assert np.abs(decoded.astype(np.int64) - expected["decoded"]).max() <= 1
+    assert psnr_of(x, decoded) > (27 if q else 44)
+
+
+def psnr_of(x, y) -> float:
+    from walloc_io.metrics import psnr
+
+    return psnr(x, y)

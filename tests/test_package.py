@@ -13,9 +13,10 @@ SRC = Path(walloc_io.__file__).parent
 
 # Lower layers never import higher ones (equal ranks only within one component):
 # cli -> pipelines/training -> codecs -> spectral -> codec -> presets -> model -> entropy/transform
-# -> bitstream/signal/media/metrics -> config/quality -> errors.
-RANK = {"errors": 0, "config": 1, "quality": 1, "bitstream": 2, "signal": 2, "media": 2, "metrics": 2,
-        "entropy": 3, "transform": 3, "latents": 3, "model": 4, "presets": 5, "codec": 6,
+# -> bitstream/signal/boundary/media/metrics -> config/quality -> errors.
+RANK = {"errors": 0, "config": 1, "quality": 1, "bitstream": 2, "signal": 2, "boundary": 2,
+        "media": 2, "metrics": 2, "entropy": 3, "transform": 3, "latents": 3, "model": 4,
+        "presets": 5, "codec": 6,
         "spectral": 7, "codecs": 8, "pipelines": 9, "training": 9, "evaluation": 9, "cli": 10}
 
 

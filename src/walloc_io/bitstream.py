@@ -18,10 +18,13 @@ Layout (little-endian)::
     norm_kind    u8   0: fixed dtype range; 1: per-channel (offset f64, scale f64) x C
     [norm]       f64 x 2C
     [extensions] version 3 only: count u8, then per extension tag u8 | length u32 | bytes.
-                 Tag 1, quality: quality u8 (1..100, not 50) | ladder u32 (the first four
-                 bytes of the quality ladder's digest, see :mod:`walloc_io.quality`).
+                 Tag 1, quality: quality u8 (1..125, not 50; above 100 the floor rungs)
+                 | ladder u32 (the first four bytes of the quality ladder's digest, see
+                 :mod:`walloc_io.quality`).
                  Tag 2, error bound: the residual that holds every finite value within
                  ``max_abs_error`` (see :mod:`walloc_io.entropy.residual`).
+                 Tag 3, boundary: the jumps of the periodic-plus-smooth split; the
+                 latents code the periodic part (see :mod:`walloc_io.boundary`).
                  An unknown tag is refused (its meaning may matter for decoding).
     payload_len  u32
     payload      payload_len bytes: entropy-coded latents (version 1: uint32 words of
@@ -42,13 +45,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import quality as _quality
 from .errors import BitstreamError
 
 MAGIC = b"WLOC"
 FORMAT_VERSION = 2  # what this release writes for streams without extensions (as 0.2.0)
 EXTENDED_VERSION = 3  # what it writes for streams with extensions (a quality, ...)
 READ_VERSIONS = (1, 2, 3)  # what it reads: every version ever written, forever
-EXT_QUALITY, EXT_RESIDUAL = 1, 2
+EXT_QUALITY, EXT_RESIDUAL, EXT_BOUNDARY = 1, 2, 3
 _QUALITY = struct.Struct("<BI")
 MODALITIES = ("image", "audio")
 ENTROPY_MODELS = ("histogram", "predictive")
@@ -93,11 +97,12 @@ class Header:
     quality: int | None = None  # None: the design point (see walloc_io.quality)
     ladder: int = 0  # digest prefix of the quality ladder the stream was coded with
     residual: bytes | None = None  # the error-bounded residual (walloc_io.entropy.residual)
+    boundary: bytes | None = None  # the periodic-plus-smooth split's jumps (walloc_io.boundary)
 
     @property
     def extended(self) -> bool:
         """Whether the stream needs format 3 (it carries extensions)."""
-        return self.quality is not None or self.residual is not None
+        return self.quality is not None or self.residual is not None or self.boundary is not None
 
     @property
     def max_abs_error(self) -> float | None:
@@ -152,6 +157,8 @@ def pack(header: Header, payload: bytes) -> bytes:
             extensions.append((EXT_QUALITY, _QUALITY.pack(header.quality, header.ladder)))
         if header.residual is not None:
             extensions.append((EXT_RESIDUAL, header.residual))
+        if header.boundary is not None:
+            extensions.append((EXT_BOUNDARY, header.boundary))
         parts.append(struct.pack("<B", len(extensions)))
         parts += [struct.pack("<BI", tag, len(body)) + body for tag, body in extensions]
     elif header.extended:
@@ -235,7 +242,7 @@ def _parse(data: bytes) -> tuple[Header, bytes, int]:
     norm = None
     if norm_kind == NORM_AFFINE:
         norm = np.array(r.take(f"<{2 * channels}d"), dtype=np.float64).reshape(channels, 2)
-    quality, ladder, residual = None, 0, None
+    quality, ladder, residual, boundary = None, 0, None, None
     if version >= EXTENDED_VERSION:
         (count,) = r.take("<B")
         seen = set()
@@ -244,17 +251,20 @@ def _parse(data: bytes) -> tuple[Header, bytes, int]:
             if tag in seen:
                 raise BitstreamError(f"stream repeats extension {tag}")
             seen.add(tag)
-            if tag == EXT_RESIDUAL:
+            if tag in (EXT_RESIDUAL, EXT_BOUNDARY):
                 if r.pos + size > len(data):
-                    raise BitstreamError(f"stream truncated: residual needs {size} bytes")
-                residual = data[r.pos:r.pos + size]
+                    raise BitstreamError(f"stream truncated: extension {tag} needs {size} bytes")
+                if tag == EXT_RESIDUAL:
+                    residual = data[r.pos:r.pos + size]
+                else:
+                    boundary = data[r.pos:r.pos + size]
                 r.pos += size
                 continue
             if tag != EXT_QUALITY or size != _QUALITY.size:
                 raise BitstreamError(f"unknown stream extension {tag} ({size} bytes): "
                                      "written by a newer walloc-io?")
             quality, ladder = r.take(_QUALITY.format)
-            if not 1 <= quality <= 100 or quality == 50:
+            if quality not in _quality.STORED or quality == _quality.DESIGN:
                 raise BitstreamError(f"stream quality {quality} is out of range")
     (length,) = r.take("<I")
     if r.pos + length + 4 > len(data):
@@ -267,7 +277,7 @@ def _parse(data: bytes) -> tuple[Header, bytes, int]:
         raise BitstreamError("checksum mismatch: the stream is corrupt")
     header = Header(MODALITIES[modality], ENTROPY_MODELS[entropy], DTYPES[dtype], fp.hex(),
                     channels, shape, padding, latent_channels, latent_shape, norm, rate, version,
-                    quality, ladder, residual)
+                    quality, ladder, residual, boundary)
     _check_fields(header)
     return header, payload, r.pos
 

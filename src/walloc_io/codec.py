@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import bitstream
+from . import bitstream, boundary
 from . import quality as _quality
 from .bitstream import Header
 from .config import CodecConfig
-from .entropy import EntropyTables, LatentCoder, format1, ladder_id, load_ladder, residual
+from .entropy import EntropyTables, LatentCoder, format1, ladder_ids, load_ladder, residual
 from .errors import BitstreamError, InputError, ModelMismatchError
 from .latents import Latents
 from .model import WallocModel
@@ -91,7 +91,10 @@ class Codec:
         self.tables, self.fingerprint, self.source = tables, fingerprint, source
         self.coder = LatentCoder(tables)  # format 2 (native); format 1 streams use constriction
         self.ladder = dict(ladder or {})  # quality rung -> tables (walloc_io.quality)
-        self.ladder_id = ladder_id(self.ladder) if self.ladder else 0
+        # the id streams of qualities 1..100 record: the knob's rungs only, so a ladder
+        # extended by floor rungs later still decodes the streams coded before
+        self.ladder_id, self.floor_ladder_id = ladder_ids(self.ladder)
+        self.floor_rungs = tuple(r for r in _quality.FLOOR_RUNGS if r in self.ladder)
         self._coders: dict[int, LatentCoder] = {}
         # quality=None: signals whose design-point stream would spend fewer bits per latent
         # than this are coded at the lowest rung that reaches it (smooth, dark, low-contrast
@@ -161,12 +164,14 @@ class Codec:
         q = self.check_quality(quality)
         cfg = self.config
         native = self.device.type == "cpu"
-        prepared = [prepare(x, cfg.channels, cfg.signal_ndim, 2 ** cfg.levels, raw_uint8=native)
-                    for x in xs]
-        latents = self._grouped(prepared, lambda p: (p.data.shape, p.data.dtype),
+        prepared, sides = zip(*(self._split(prepare(x, cfg.channels, cfg.signal_ndim,
+                                                    2 ** cfg.levels, raw_uint8=native))
+                                for x in xs)) if len(xs) else ((), ())
+        latents = self._grouped(list(prepared), lambda p: (p.data.shape, p.data.dtype),
                                 lambda items: self._encode_stack(items, _quality.step(q)))
-        blobs = [self._pack_floored(p, z, sample_rate) if floor else self._pack(p, z, sample_rate, q)
-                 for p, z in zip(prepared, latents)]
+        blobs = [self._pack_floored(p, z, sample_rate, side) if floor
+                 else self._pack(p, z, sample_rate, q, boundary=side)
+                 for p, z, side in zip(prepared, latents, sides)]
         if max_abs_error is not None:
             blobs = self._bound(blobs, list(xs), eps, skip or [None] * len(xs))
         return blobs
@@ -190,18 +195,36 @@ class Codec:
             out.append(bitstream.pack(header, payload))
         return out
 
-    def _pack_floored(self, p: Prepared, z: np.ndarray, sample_rate: int) -> bytes:
+    def _split(self, p: Prepared) -> tuple[Prepared, bytes | None]:
+        """The periodic part of a large enough image (and the boundary extension's body
+        that gives back the smooth part, :mod:`walloc_io.boundary`), or ``p`` as it is."""
+        if self.config.modality != "image" or not boundary.applies(p.data.shape[1:]):
+            return p, None
+        u = unit_uint8(p.data) if p.data.dtype == np.uint8 else p.data
+        body, smooth = boundary.split(u)
+        return dataclasses.replace(p, data=(u - smooth).astype(np.float32)), body
+
+    def _pack_floored(self, p: Prepared, z: np.ndarray, sample_rate: int,
+                      side: bytes | None = None) -> bytes:
         """The design-point stream of latents ``z``, or that of the lowest rung above it whose
-        payload reaches :attr:`rate_floor` bits per latent (the top rung if none does)."""
-        need = self.rate_floor * z.size / 8  # payload bytes
+        stream reaches :attr:`rate_floor` bits per latent (the top rung if none does; the
+        floor rungs above ``q = 100`` when the ladder holds them)."""
+        need = self.rate_floor * z.size / 8  # bytes of payload and boundary side information
+        extra = len(side or b"")
         q, payload = None, self.coder.encode(z)
-        rungs = iter(r for r in _quality.RUNGS if r > _quality.DESIGN)
-        while len(payload) < need and (q := next(rungs, None)) is not None:
+        for rung in (*(r for r in _quality.RUNGS if r > _quality.DESIGN), *self.floor_rungs):
+            if len(payload) + extra >= need:
+                break  # else, rungs exhausted: the top rung's stream
+            q = rung
             z = self._encode_stack([p], _quality.step(q))[0]
             payload = self.coder_for(q).encode(z)
-        if q is None and len(payload) < need:  # rungs exhausted: the top rung's stream
-            q = _quality.RUNGS[-1]
-        return self._pack(p, z, sample_rate, q, payload)
+        return self._pack(p, z, sample_rate, q, payload, side)
+
+    def _ladder_of(self, q: int | None) -> int:
+        """The ladder id a stream of quality ``q`` records (0 for the design point)."""
+        if q is None:
+            return 0
+        return self.floor_ladder_id if q > 100 else self.ladder_id
 
     def check_quality(self, q) -> int | None:
         """``q`` as streams store it (None: the design point), or an InputError for a value
@@ -242,13 +265,14 @@ class Codec:
         return self._analysis
 
     def _pack(self, p: Prepared, latents: np.ndarray, sample_rate: int,
-              q: int | None = None, payload: bytes | None = None) -> bytes:
-        extended = q is not None
+              q: int | None = None, payload: bytes | None = None,
+              boundary: bytes | None = None) -> bytes:
+        extended = q is not None or boundary is not None
         header = Header(self.config.modality, self.config.entropy_model, p.dtype,
                         self.fingerprint, self.config.channels, p.shape, p.padding,
                         latents.shape[0], latents.shape[1:], p.normalisation, sample_rate,
                         bitstream.EXTENDED_VERSION if extended else bitstream.FORMAT_VERSION,
-                        q, self.ladder_id if extended else 0)
+                        q, self._ladder_of(q), boundary=boundary)
         if payload is None:
             payload = self.coder_for(q).encode(latents)
         return bitstream.pack(header, payload)
@@ -318,7 +342,11 @@ class Codec:
                 raise InputError("an error-bounded stream's bound needs its residual: decode "
                                  "it with Codec.decode / decode_batch (reconstruct gives the "
                                  "WaLLoC reconstruction only with output='unit')")
-        y = self.synthesise(codes, [_quality.step(h.quality) for h in headers])
+        y = self.synthesise(codes, [_quality.step(h.quality) for h in headers], clamp=False)
+        if any(h.boundary is not None for h in headers):
+            y = y + torch.stack([torch.from_numpy(_smooth(h)) if h.boundary is not None
+                                 else torch.zeros(y.shape[1:]) for h in headers]).to(y)
+        y = y.clamp(-0.5, 0.5)
         shapes = {(h.shape, h.dtype) for h in headers}
         if len(shapes) == 1 and output == "unit":
             return _crop(y, headers[0].shape).add(0.5).clamp_(0, 1)
@@ -358,10 +386,13 @@ class Codec:
         with torch.inference_mode():
             return self.model.companding.inverse(y).numpy()
 
-    def synthesise(self, latents, steps: Sequence[float] | float = 1.0, exact: bool = False
-                   ) -> torch.Tensor:
+    def synthesise(self, latents, steps: Sequence[float] | float = 1.0, exact: bool = False,
+                   clamp: bool = True) -> torch.Tensor:
         """Batched decoder network: integer latents ``(N, L, ...)`` -> signals in [-1/2, 1/2]
-        on this codec's device (for loaders that batch latents from many workers).
+        on this codec's device (for loaders that batch latents from many workers). For a
+        stream with a boundary extension (``header.boundary``) that is the periodic part:
+        :meth:`reconstruct` adds the smooth part (``clamp=False``: the network's output
+        before the clamp to [-1/2, 1/2], for such a caller).
         ``steps``: the quantisation step of every item (one for all, or one each;
         ``walloc_io.quality.step(header.quality)``). ``exact``: full float32 arithmetic on CUDA
         (TF32 convolutions off), as error-bounded streams need: their residual assumes the
@@ -374,7 +405,7 @@ class Codec:
             each = [float(v) for v in steps]
             step = each[0] if len(set(each)) == 1 else torch.tensor(each)
         with self._lock, torch.inference_mode(), _full_float32(exact and self.device.type == "cuda"):
-            return self.model.decode_latents(z.to(self.device), step)
+            return self.model.decode_latents(z.to(self.device), step, clamp=clamp)
 
     def _decode_stack(self, items: list[tuple[Header, np.ndarray]], exact: bool = False
                       ) -> list[np.ndarray]:
@@ -382,8 +413,10 @@ class Codec:
         them: full float32, see :meth:`synthesise`)."""
         y = self.synthesise(np.stack([z for _, z in items]),
                             [_quality.step(h.quality) for h, _ in items],
-                            exact=exact or any(h.residual is not None for h, _ in items))
-        return list(y.float().cpu().numpy())
+                            exact=exact or any(h.residual is not None for h, _ in items),
+                            clamp=False).float().cpu().numpy()
+        return [np.clip(v if h.boundary is None else v + _smooth(h), -0.5, 0.5)
+                for v, (h, _) in zip(y, items)]
 
     @staticmethod
     def _grouped(items: list, key, run) -> list:
@@ -415,11 +448,13 @@ class Codec:
             raise ModelMismatchError(
                 f"stream was made by model {h.fingerprint[:12]}, not by this codec "
                 f"({cfg.name}, {self.fingerprint[:12]})")
-        if h.quality is not None and h.ladder != self.ladder_id:
+        wanted = self._ladder_of(h.quality)
+        if h.quality is not None and h.ladder != wanted:
+            kind = "quality ladder with floor rungs" if h.quality > 100 else "quality ladder"
             raise ModelMismatchError(
-                f"stream of quality {h.quality} was coded with quality ladder {h.ladder:08x}; "
-                f"this codec's is {self.ladder_id:08x}" if self.ladder else
-                f"stream of quality {h.quality} needs a quality ladder; codec {cfg.name} has none")
+                f"stream of quality {h.quality} was coded with {kind} {h.ladder:08x}; this "
+                f"codec's is {wanted:08x}" if wanted else
+                f"stream of quality {h.quality} needs a {kind}; codec {cfg.name} has none")
         f = 2 ** cfg.levels
         expected = tuple((n + p) // f for n, p in zip(h.shape, h.padding))
         if (h.modality != cfg.modality or h.channels != cfg.channels
@@ -431,6 +466,19 @@ class Codec:
             raise BitstreamError(f"stream of dtype {h.dtype} lacks its normalisation")
         if h.residual is not None and np.dtype(h.dtype).kind != "f":
             raise BitstreamError(f"stream of dtype {h.dtype} carries an error-bounded residual")
+        if h.boundary is not None and not boundary.applies(_padded(h)):
+            raise BitstreamError(f"stream of padded shape {_padded(h)} carries a boundary "
+                                 f"extension (only 2-D signals of axes >= {boundary.MIN_SIZE})")
+
+
+def _padded(h: Header) -> tuple[int, ...]:
+    return tuple(n + p for n, p in zip(h.shape, h.padding))
+
+
+def _smooth(h: Header) -> np.ndarray:
+    """The smooth part of a stream with a boundary extension, float32 ``(C, *padded)``."""
+    assert h.boundary is not None
+    return boundary.smooth(h.boundary, h.channels, _padded(h))
 
 
 def _crop(y: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:

@@ -9,6 +9,11 @@ model. Symbols of quality ``q`` are coded with the frozen tables of the *rung* a
 it (:data:`RUNGS`; fitted on training latents at the rung's step, stored in the codec
 directory's ``ladder.npz``), so any ``q`` between rungs costs a little more than a rung.
 
+Above the knob's range lie the *floor rungs* (:data:`FLOOR_RUNGS`, steps 0.19 and 1/8):
+only ``quality=None`` reaches them, when the rate floor lifts a signal the design point
+starves (smooth, dark, low-contrast photos) past ``q = 100``; streams record them like any
+quality. A codec's ladder may hold their tables (walloc-io 0.4 and later).
+
 Examples
 --------
 >>> from walloc_io.quality import step, rung, check_quality
@@ -27,6 +32,8 @@ from .errors import InputError
 
 DESIGN = 50  # the quality of the preset's own tables (step 1)
 RUNGS = (1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)  # tables fitted at these qualities
+FLOOR_RUNGS = (110, 125)  # beyond the knob: reached only by the default quality's rate floor
+STORED = range(1, FLOOR_RUNGS[-1] + 1)  # qualities a stream may record
 
 
 def check_quality(quality) -> int | None:
@@ -51,7 +58,7 @@ def rung(quality: int | None) -> int:
     """The ladder rung whose tables code ``quality``: the first at or above it (its step is
     no coarser, so its alphabet holds every symbol ``quality`` can produce)."""
     q = DESIGN if quality is None else quality
-    return next(r for r in RUNGS if r >= q)
+    return next(r for r in RUNGS + FLOOR_RUNGS if r >= q)
 
 
 def max_symbol(quality: int | None, amplitude: float) -> int:

@@ -7,10 +7,12 @@ from .tables import (
     EntropyTables,
     fit_tables,
     ladder_id,
+    ladder_ids,
     load_ladder,
     quantise_counts,
     save_ladder,
 )
 
-__all__ = ["EntropyTables", "LatentCoder", "fit_tables", "format1", "ladder_id", "load_ladder",
+__all__ = ["EntropyTables", "LatentCoder", "fit_tables", "format1", "ladder_id", "ladder_ids",
+           "load_ladder",
            "quantise_counts", "save_ladder"]

@@ -354,6 +354,15 @@ def load_ladder(path: str | Path) -> dict[int, EntropyTables]:
         return {int(k[1:]): EntropyTables.load(io.BytesIO(z[k].tobytes())) for k in z.files}
 
 
+def ladder_ids(ladder: dict[int, EntropyTables]) -> tuple[int, int]:
+    """(the id streams of qualities 1..100 record: that of the knob's rungs alone, so adding
+    floor rungs to a ladder keeps decoding the streams coded before; the id streams of
+    the floor rungs above 100 record: that of the whole ladder, 0 without floor rungs)."""
+    knob = {q: t for q, t in ladder.items() if q <= 100}
+    return (ladder_id(knob) if knob else 0,
+            ladder_id(ladder) if len(knob) < len(ladder) else 0)
+
+
 def ladder_id(ladder: dict[int, EntropyTables]) -> int:
     """The first four bytes of the ladder's digest, as streams coded with it record them."""
     h = hashlib.sha256()

@@ -43,10 +43,11 @@ class WallocModel(nn.Module):
         """Companded, unquantised latents (real-valued, within ``+-max_symbol + 1/2``)."""
         return self.companding(self.encoder(self.transform(x)))
 
-    def synthesise(self, y: torch.Tensor) -> torch.Tensor:
-        """Quantised (or noisy) latents -> signal in ``[-1/2, 1/2]``."""
+    def synthesise(self, y: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        """Quantised (or noisy) latents -> signal in ``[-1/2, 1/2]`` (``clamp=False``: the
+        network's output as is, for a caller that adds a boundary part first)."""
         x = self.transform.inverse(self.decoder(self.companding.inverse(y)))
-        return x.clamp(-0.5, 0.5)
+        return x.clamp(-0.5, 0.5) if clamp else x
 
     def encode_latents(self, x: torch.Tensor, step: float = 1.0) -> torch.Tensor:
         """Integer codes: companded latents rounded on a grid of ``step`` (1: the integers;
@@ -57,16 +58,16 @@ class WallocModel(nn.Module):
         y = (self.companding.amplitude / step) * torch.erf(z / math.sqrt(2))
         return torch.round(y).to(torch.int32)
 
-    def decode_latents(self, latents: torch.Tensor, step: float | torch.Tensor = 1.0
-                       ) -> torch.Tensor:
+    def decode_latents(self, latents: torch.Tensor, step: float | torch.Tensor = 1.0,
+                       clamp: bool = True) -> torch.Tensor:
         """Integer codes (times their quantisation ``step``, a scalar or one per item) ->
-        signals in ``[-1/2, 1/2]``."""
+        signals in ``[-1/2, 1/2]`` (``clamp``: see :meth:`synthesise`)."""
         dtype = next(self.decoder.parameters()).dtype
         y = latents.to(dtype)
         if not (isinstance(step, float) and step == 1.0):
             step = torch.as_tensor(step, dtype=dtype, device=y.device)
             y = y * step.reshape(-1, *(1,) * (y.ndim - 1)) if step.ndim else y * step
-        return self.synthesise(y)
+        return self.synthesise(y, clamp)
 
     def forward(self, x: torch.Tensor, step: torch.Tensor | float = 1.0) -> TrainOutput:
         """Training/validation pass; ``step``: quantisation step per item ``(N,)`` or one

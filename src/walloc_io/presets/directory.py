@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..config import CodecConfig
-from ..entropy import EntropyTables, ladder_id, save_ladder
+from ..entropy import EntropyTables, ladder_ids, save_ladder
 from ..errors import PresetError
 from ..model import WallocModel
 
@@ -32,6 +32,13 @@ def fingerprint(config: CodecConfig, weights: dict[str, np.ndarray], tables: Ent
         h.update(np.ascontiguousarray(weights[name], dtype="<f4").tobytes())
     h.update(tables.digest())
     return h.hexdigest()[:32]
+
+
+def ladder_manifest(ladder: dict[int, EntropyTables]) -> dict[str, str]:
+    """The manifest's record of a quality ladder: ``ladder``, the id streams of qualities
+    1..100 record, and ``floor_ladder`` (with floor rungs) that of the rungs above 100."""
+    knob, floor = ladder_ids(ladder)
+    return {"ladder": f"{knob:08x}", **({"floor_ladder": f"{floor:08x}"} if floor else {})}
 
 
 def save_codec_dir(
@@ -63,7 +70,7 @@ def save_codec_dir(
     manifest: dict[str, Any] = {"fingerprint": fp, "format": 1, **(extra or {})}
     if ladder:
         save_ladder(ladder, tmp / "ladder.npz")
-        manifest["ladder"] = f"{ladder_id(ladder):08x}"
+        manifest.update(ladder_manifest(ladder))
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     if keep_versions and out.is_dir():
         _keep_versions(out, tmp, fp)

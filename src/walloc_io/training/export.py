@@ -33,14 +33,16 @@ def training_latents(model: WallocModel, signals: list[np.ndarray], step: float 
     return out
 
 
-def fit_ladder(model: WallocModel, signals: list[np.ndarray]) -> dict[int, EntropyTables]:
+def fit_ladder(model: WallocModel, signals: list[np.ndarray], rungs: tuple[int, ...] | None = None
+               ) -> dict[int, EntropyTables]:
     """Tables of every quality rung but the design point's (those are ``tables.npz``),
-    fitted on the training signals' latents at the rung's step."""
+    fitted on the training signals' latents at the rung's step: the knob's rungs and the
+    floor rungs above 100 (``rungs``: only these)."""
     from .. import quality
 
     model = model.eval()
     cfg, ladder = model.config, {}
-    for q in quality.RUNGS:
+    for q in rungs or quality.RUNGS + quality.FLOOR_RUNGS:
         if q == quality.DESIGN:
             continue
         latents = training_latents(model, signals, quality.step(q))
