@@ -67,7 +67,11 @@ PRESETS = {
     "gray-16x": (
         CodecConfig(name="gray-16x", modality="image", channels=1, levels=3, latent_channels=4,
                     decoder_channels=64, decoder_blocks=3),
-        [TrainSettings(steps=3000, batch=8, crop=256, lr=5e-4, rate_weight=0.0006)],
+        [_GRAY := TrainSettings(steps=3000, batch=8, crop=256, lr=5e-4, rate_weight=0.0006),
+         # version 2 (walloc-io 0.4): three times the schedule, variable-rate training for
+         # the quality ladder, flips/turns and low-contrast crops, from version 1's weights
+         replace(_fine_tune(_GRAY, 9000, 0.0006), variable_rate=0.5, augment=True,
+                 low_contrast=0.25)],
     ),
     "rgb-4x": (
         CodecConfig(name="rgb-4x", modality="image", channels=3, levels=3, latent_channels=48,
@@ -101,8 +105,11 @@ PRESETS = {
     "mono-16x": (
         CodecConfig(name="mono-16x", modality="audio", channels=1, levels=8,
                     latent_channels=16, decoder_channels=128, decoder_blocks=4),
-        [TrainSettings(steps=6000, batch=16, crop=32768, lr=5e-4, rate_weight=5e-4,
-                       target_bpp=0.3)],
+        [_MONO := TrainSettings(steps=6000, batch=16, crop=32768, lr=5e-4, rate_weight=5e-4,
+                                target_bpp=0.3),
+         # version 2 (walloc-io 0.4): 2.3 times the schedule with the lambda version 1 was
+         # steered to, variable-rate training for the quality ladder
+         replace(_fine_tune(_MONO, 14000, 1.1756e-06), variable_rate=0.5)],
     ),
 }
 

@@ -128,8 +128,12 @@ class Codec:
         ``quality``: an integer in 1..100 (higher: more bits, higher fidelity; see
         :mod:`walloc_io.quality`; 50 is the preset's design point) or ``None``, the default:
         the design point, raised to the lowest quality rung that spends at least
-        :attr:`rate_floor` bits per latent for signals that would get fewer (the stream
-        records the quality used).
+        :attr:`rate_floor` bits per latent for signals that would get fewer, up to the
+        floor rungs above 100 (the stream records the quality used).
+
+        Images whose axes are all at least 256 are coded as the periodic-plus-smooth split
+        (:mod:`walloc_io.boundary`): the latents code the periodic part, the stream carries
+        the border jumps, and every decode path adds the smooth part back.
 
         ``max_abs_error``: for float signals, a guaranteed bound: every decoded value lies
         within it of the input (WaLLoC's reconstruction plus an entropy-coded residual, see
