@@ -173,3 +173,19 @@ def test_qualities_beyond_the_floor_rungs_are_refused(rgb, forged):
     with pytest.raises(walloc_io.BitstreamError, match="quality"):
         walloc_io.read_header(bitstream.pack(dataclasses.replace(header, quality=forged),
                                              payload))
+
+
+def test_mono_default_climbs_to_the_floor_and_decodes():
+    from walloc_io.metrics import snr
+
+    mono = walloc_io.load_codec("mono-16x", device="cpu")
+    assert mono.rate_floor > 0 and mono.floor_rungs
+    t = np.arange(1 << 16) / 44100
+    rng = np.random.default_rng(5)
+    x = (0.3 * np.sin(2 * np.pi * 220 * t) * np.exp(-((t % 0.5) * 6))
+         + 0.05 * np.sin(2 * np.pi * 660 * t) + 0.002 * rng.normal(size=t.size))
+    x = np.round(x * 20000).astype(np.int16)[None]  # as PCM_16 files read
+    design, default = mono.encode(x, quality=50), mono.encode(x)
+    q = walloc_io.read_header(default).quality
+    assert q is not None and q > 50 and len(default) > len(design)
+    assert snr(x, mono.decode(default)) > snr(x, mono.decode(design)) + 0.5

@@ -46,7 +46,7 @@ def test_design_point_is_quality_50_and_writes_format_2(rgb, photo):
     default, fifty = rgb.encode(photo), rgb.encode(photo, quality=50)  # a textured photo
     assert default == fifty and walloc_io.read_header(default).quality is None
     small = photo[:, :128]  # below walloc_io.boundary.MIN_SIZE: no extension at all
-    assert walloc_io.read_header(rgb.encode(small)).version == 2
+    assert walloc_io.read_header(rgb.encode(small, quality=50)).version == 2
     h = walloc_io.read_header(rgb.encode(photo, quality=70))
     assert (h.version, h.quality, h.ladder) == (3, 70, rgb.ladder_id)
 
