@@ -168,14 +168,13 @@ class Codec:
         q = self.check_quality(quality)
         cfg = self.config
         native = self.device.type == "cpu"
-        prepared, sides = zip(*(self._split(prepare(x, cfg.channels, cfg.signal_ndim,
-                                                    2 ** cfg.levels, raw_uint8=native))
-                                for x in xs)) if len(xs) else ((), ())
-        latents = self._grouped(list(prepared), lambda p: (p.data.shape, p.data.dtype),
+        split = [self._split(prepare(x, cfg.channels, cfg.signal_ndim, 2 ** cfg.levels,
+                                     raw_uint8=native)) for x in xs]
+        latents = self._grouped([p for p, _ in split], lambda p: (p.data.shape, p.data.dtype),
                                 lambda items: self._encode_stack(items, _quality.step(q)))
         blobs = [self._pack_floored(p, z, sample_rate, side) if floor
                  else self._pack(p, z, sample_rate, q, boundary=side)
-                 for p, z, side in zip(prepared, latents, sides)]
+                 for (p, side), z in zip(split, latents)]
         if max_abs_error is not None:
             blobs = self._bound(blobs, list(xs), eps, skip or [None] * len(xs))
         return blobs
@@ -228,7 +227,7 @@ class Codec:
         """The ladder id a stream of quality ``q`` records (0 for the design point)."""
         if q is None:
             return 0
-        return self.floor_ladder_id if q > 100 else self.ladder_id
+        return self.floor_ladder_id if _quality.is_floor(q) else self.ladder_id
 
     def check_quality(self, q) -> int | None:
         """``q`` as streams store it (None: the design point), or an InputError for a value
@@ -454,7 +453,8 @@ class Codec:
                 f"({cfg.name}, {self.fingerprint[:12]})")
         wanted = self._ladder_of(h.quality)
         if h.quality is not None and h.ladder != wanted:
-            kind = "quality ladder with floor rungs" if h.quality > 100 else "quality ladder"
+            kind = ("quality ladder with floor rungs" if _quality.is_floor(h.quality)
+                    else "quality ladder")
             raise ModelMismatchError(
                 f"stream of quality {h.quality} was coded with {kind} {h.ladder:08x}; this "
                 f"codec's is {wanted:08x}" if wanted else

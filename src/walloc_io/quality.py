@@ -32,6 +32,7 @@ from .errors import InputError
 
 DESIGN = 50  # the quality of the preset's own tables (step 1)
 RUNGS = (1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)  # tables fitted at these qualities
+TOP = RUNGS[-1]  # the knob's highest quality; above it only the floor rungs
 FLOOR_RUNGS = (110, 125)  # beyond the knob: reached only by the default quality's rate floor
 STORED = range(1, FLOOR_RUNGS[-1] + 1)  # qualities a stream may record
 
@@ -44,7 +45,7 @@ def check_quality(quality) -> int | None:
     if isinstance(quality, bool) or not isinstance(quality, numbers.Integral):
         raise InputError(f"quality must be an integer in 1..100 or None, got {quality!r}")
     q = int(quality)
-    if not 1 <= q <= 100:
+    if not 1 <= q <= TOP:
         raise InputError(f"quality must be in 1..100 (50: the preset's design point), got {q}")
     return None if q == DESIGN else q
 
@@ -59,6 +60,12 @@ def rung(quality: int | None) -> int:
     no coarser, so its alphabet holds every symbol ``quality`` can produce)."""
     q = DESIGN if quality is None else quality
     return next(r for r in RUNGS + FLOOR_RUNGS if r >= q)
+
+
+def is_floor(quality: int | None) -> bool:
+    """Whether a stored quality is above the knob (a floor rung's, coded with the tables
+    the floor ladder id covers)."""
+    return quality is not None and quality > TOP
 
 
 def max_symbol(quality: int | None, amplitude: float) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..quality import is_floor
 from . import predict
 from .context import Contexts, bins, fit_thresholds, lookup_table
 
@@ -358,7 +359,7 @@ def ladder_ids(ladder: dict[int, EntropyTables]) -> tuple[int, int]:
     """(the id streams of qualities 1..100 record: that of the knob's rungs alone, so adding
     floor rungs to a ladder keeps decoding the streams coded before; the id streams of
     the floor rungs above 100 record: that of the whole ladder, 0 without floor rungs)."""
-    knob = {q: t for q, t in ladder.items() if q <= 100}
+    knob = {q: t for q, t in ladder.items() if not is_floor(q)}
     return (ladder_id(knob) if knob else 0,
             ladder_id(ladder) if len(knob) < len(ladder) else 0)
 
