@@ -57,13 +57,12 @@ def representations(x: np.ndarray, codec_name: str) -> dict[str, torch.Tensor]:
     from PIL import Image
 
     import walloc_io
-    from walloc_io.quality import step
-
     codec = walloc_io.load_codec(codec_name, device="cpu")
     blobs = codec.encode_batch(list(x))  # real streams, as stored (default quality)
-    # integer codes of each stream's quality grid, times its step: the companded latents on
-    # one scale (the default quality raises smooth patches to finer rungs)
-    latents = np.stack([codec.decode_latents(b) * step(walloc_io.read_header(b).quality)
+    # integer codes of each stream's quality grid, times each channel's step: the companded
+    # latents on one scale (the default quality raises smooth patches to finer rungs)
+    latents = np.stack([codec.decode_latents(b)
+                        * codec.steps(walloc_io.read_header(b).quality)[:, None, None]
                         for b in blobs]).astype(np.float32)
     values = latents[0].size
     side = int(round(math.sqrt(values / x.shape[1])))

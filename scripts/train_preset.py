@@ -21,6 +21,19 @@ default) on the training data, leaving its weights, tables and fingerprint as th
 that ladder, keeping its other tables and the id old streams recorded:
 
     python scripts/train_preset.py rgb-16x --data data/images --floor-rungs
+
+``--allocate`` fits the rate allocation (each latent channel's step at every quality knot,
+``walloc_io.training.allocation``) of the shipped model on crops of the training data, then
+freezes its tables and ladder under the new config. The result is a new model version (new
+fingerprint); the previous one moves to ``versions/`` so its streams keep decoding:
+
+    python scripts/train_preset.py rgb-4x --data data/images --allocate
+
+``--fine-tune`` then continues that allocated model with its :data:`AFTER_ALLOCATION` phase
+(the decoder learns the new per-channel noise; variable-rate training for the ladder) in
+``WORKDIR`` (resumable) and writes the result over the preset, tables and ladder refitted:
+
+    python scripts/train_preset.py rgb-4x --data data/images --fine-tune --workdir runs/rgb-4x-v2
 """
 
 from __future__ import annotations
@@ -142,6 +155,12 @@ def main() -> None:
     parser.add_argument("--floor-rungs", action="store_true",
                         help="add the floor rungs above quality 100 to the existing ladder "
                         "(its other rungs and their id unchanged)")
+    parser.add_argument("--allocate", action="store_true",
+                        help="fit the rate allocation of the existing codec directory and "
+                        "write it as a new version (tables and ladder refitted)")
+    parser.add_argument("--fine-tune", action="store_true",
+                        help="continue the preset's allocated model with its AFTER_ALLOCATION "
+                        "phase and write the result over the preset")
     parser.add_argument("--from-version", metavar="FP",
                         help="start WORKDIR's checkpoint from the preset's model FP (a kept "
                         "version, by fingerprint prefix) at the end of its phases, then run "
@@ -151,6 +170,8 @@ def main() -> None:
     out = args.out or Path(__file__).resolve().parents[1] / "src/walloc_io/presets" / args.preset
     if args.ladder_only or args.floor_rungs:
         return _ladder_only(out, _load(args.data / "train", config), args.floor_rungs)
+    if args.allocate:
+        return _allocate(out, _load(args.data / "train", config))
     if args.until:
         phases = [p for p in phases if p.steps <= args.until]
     workdir = args.workdir or Path("runs") / args.preset
@@ -159,6 +180,8 @@ def main() -> None:
         val = _load(args.data / "val", config)
     else:  # as walloc train does without --val (the field presets)
         train, val = split_validation(train, 0.1, 0)
+    if args.fine_tune:
+        return _fine_tune_allocated(args.preset, out, phases, train, val, workdir)
     if args.from_version:
         shipped = Path(__file__).resolve().parents[1] / "src/walloc_io/presets" / args.preset
         _seed_checkpoint(config, phases, train, val, workdir, shipped, args.from_version)
@@ -219,6 +242,68 @@ def _ladder_only(directory: Path, train, floor_only: bool = False) -> None:
         manifest["rate_floor"] = RATE_FLOORS[directory.name]
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"{directory}: ladder {manifest['ladder']} for model {fp[:12]}", file=sys.stderr)
+
+
+# Phases that continue a preset's allocated model (``--fine-tune``): its last phase's lambda,
+# with variable-rate training, flips/turns and low-contrast crops.
+_RGB4 = PRESETS["rgb-4x"][1][-1]
+AFTER_ALLOCATION = {
+    "rgb-4x": replace(_fine_tune(_RGB4, 7000, _RGB4.rate_weight), variable_rate=0.5,
+                      augment=True, low_contrast=0.25),
+}
+
+
+def _fine_tune_allocated(preset: str, directory: Path, phases, train, val, workdir: Path) -> None:
+    from walloc_io.presets.directory import load_codec_dir
+    from walloc_io.training.export import export_codec
+
+    if preset not in AFTER_ALLOCATION:
+        raise SystemExit(f"{preset} has no phase after its rate allocation")
+    model, _, fp = load_codec_dir(directory)
+    if not model.config.step_gains:
+        raise SystemExit(f"{directory} ({fp[:8]}) has no rate allocation: run --allocate first")
+    phase = AFTER_ALLOCATION[preset]
+    trainer = Trainer(model.config, phase, train, val, workdir)
+    if not trainer.checkpoint_path.exists():  # seed: the allocated model at its last step
+        trainer.model.load_state_dict(model.state_dict())
+        trainer.step, trainer.rate_weight = phases[-1].steps, phase.rate_weight
+        trainer.save_checkpoint()
+        print(f"seeded {workdir} from {fp[:12]} at step {trainer.step}", file=sys.stderr)
+    trainer.run(report=lambda line: print(line, flush=True))
+    path = export_codec(trainer.model.cpu().eval(), train, directory,
+                        train_log=workdir / "log.jsonl", rate_floor=RATE_FLOORS.get(preset, 0.0))
+    print(f"wrote {path}", file=sys.stderr)
+
+
+ALLOCATION_CROPS = {"image": (256, 16), "audio": (2**15, 16)}  # crop size, count
+
+
+def _allocate(directory: Path, train) -> None:
+    import json
+
+    from walloc_io import quality
+    from walloc_io.entropy import fit_tables, load_ladder
+    from walloc_io.presets.directory import load_codec_dir, save_codec_dir
+    from walloc_io.training.allocation import allocated, crops, fit_step_gains
+    from walloc_io.training.export import fit_ladder, training_latents
+
+    model, _, fp = load_codec_dir(directory)
+    if model.config.step_gains:
+        raise SystemExit(f"{directory} ({fp[:8]}) already has a rate allocation")
+    size, count = ALLOCATION_CROPS[model.config.modality]
+    gains = fit_step_gains(model, crops(train, size, count),
+                           report=lambda line: print(line, file=sys.stderr, flush=True))
+    new = allocated(model, gains)
+    tables = fit_tables(training_latents(new, train), new.max_symbol(),
+                        predictive=new.config.entropy_model == "predictive")
+    old = load_ladder(directory / "ladder.npz") if (directory / "ladder.npz").exists() else {}
+    rungs = quality.RUNGS + (quality.FLOOR_RUNGS if any(map(quality.is_floor, old)) else ())
+    ladder = fit_ladder(new, train, rungs)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    extra = {k: v for k, v in manifest.items() if k in ("training", "rate_floor")}
+    extra["allocation"] = {"from": fp[:8], "crops": count, "crop_size": size}
+    path = save_codec_dir(new, tables, directory, extra, keep_versions=True, ladder=ladder)
+    print(f"wrote {path}: rate allocation on {fp[:8]}", file=sys.stderr)
 
 
 if __name__ == "__main__":

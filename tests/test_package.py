@@ -13,11 +13,11 @@ SRC = Path(walloc_io.__file__).parent
 
 # Lower layers never import higher ones (equal ranks only within one component):
 # cli -> pipelines/training -> codecs -> spectral -> codec -> presets -> model -> entropy/transform
-# -> bitstream/signal/boundary/media/metrics -> config/quality -> errors.
-RANK = {"errors": 0, "config": 1, "quality": 1, "bitstream": 2, "signal": 2, "boundary": 2,
-        "media": 2, "metrics": 2, "entropy": 3, "transform": 3, "latents": 3, "model": 4,
-        "presets": 5, "codec": 6,
-        "spectral": 7, "codecs": 8, "pipelines": 9, "training": 9, "evaluation": 9, "cli": 10}
+# -> bitstream/signal/boundary/media/metrics -> config -> quality -> errors.
+RANK = {"errors": 0, "quality": 1, "config": 2, "bitstream": 3, "signal": 3, "boundary": 3,
+        "media": 3, "metrics": 3, "entropy": 4, "transform": 4, "latents": 4, "model": 5,
+        "presets": 6, "codec": 7,
+        "spectral": 8, "codecs": 9, "pipelines": 10, "training": 10, "evaluation": 10, "cli": 11}
 
 
 def imported_components(path: Path) -> set[str]:

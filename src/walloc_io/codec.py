@@ -379,13 +379,23 @@ class Codec:
         bins = residual.energy_bins(codes, 2 ** self.config.levels, h.shape, h.channels)
         return residual.decode(h.residual, pred, bins, h.dtype, h.normalisation)
 
+    def steps(self, quality: int | None = None) -> np.ndarray:
+        """Each latent channel's quantisation step (companded domain) at a stream's stored
+        ``quality`` (``header.quality``; None: the design point), float64 ``(L,)``: the
+        quality's step, times the channel's gain where the model has a rate allocation
+        (``config.step_gains``, see :mod:`walloc_io.quality`). Codes times these steps are
+        on one scale for streams of every quality."""
+        cfg = self.config
+        return _quality.channel_steps(_quality.step(quality), cfg.step_gains, cfg.latent_channels)
+
     def dequantise(self, latents: np.ndarray, quality: int | None = None) -> np.ndarray:
         """Integer latents of a stream of ``quality`` -> the linear encoder's float outputs
-        (codes times the quality's step, companding inverted), float32: one scale for
-        streams of every quality."""
+        (codes times the channels' :meth:`steps`, companding inverted), float32: one scale
+        for streams of every quality."""
         y = torch.from_numpy(np.ascontiguousarray(latents)).float()
-        if quality is not None:
-            y = y * _quality.step(quality)
+        if quality is not None or self.config.step_gains:
+            steps = self.steps(quality).astype(np.float32)
+            y = y * torch.from_numpy(steps).reshape(-1, *(1,) * (y.ndim - 1))
         with torch.inference_mode():
             return self.model.companding.inverse(y).numpy()
 
@@ -397,9 +407,10 @@ class Codec:
         :meth:`reconstruct` adds the smooth part (``clamp=False``: the network's output
         before the clamp to [-1/2, 1/2], for such a caller).
         ``steps``: the quantisation step of every item (one for all, or one each;
-        ``walloc_io.quality.step(header.quality)``). ``exact``: full float32 arithmetic on CUDA
-        (TF32 convolutions off), as error-bounded streams need: their residual assumes the
-        reconstruction within float32 rounding of the encoder's."""
+        ``walloc_io.quality.step(header.quality)``; the model applies its channels' gains).
+        ``exact``: full float32 arithmetic on CUDA (TF32 convolutions off), as error-bounded
+        streams need: their residual assumes the reconstruction within float32 rounding of
+        the encoder's."""
         z = torch.as_tensor(np.asarray(latents) if not torch.is_tensor(latents) else latents)
         step: float | torch.Tensor
         if isinstance(steps, (int, float)):

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import PresetError
+from .quality import check_gains
 
 MODALITIES = ("image", "audio")
 ENTROPY_MODELS = ("histogram", "predictive")
@@ -39,6 +40,10 @@ class CodecConfig:
     entropy_model : {"histogram", "predictive"}
         ``histogram``: one frozen table per latent channel. ``predictive``: per channel, the
         better of raw, left-, up- or planar-difference coding (chosen when tables are frozen).
+    step_gains : tuple of tuples of int
+        Rate allocation: each latent channel's quantisation step relative to the quality's,
+        in sixteenths of an octave, at each :data:`walloc_io.quality.GAIN_KNOTS` quality
+        (fitted after training; empty: one step for every channel).
 
     Examples
     --------
@@ -60,6 +65,7 @@ class CodecConfig:
     decoder_kernel: int = 3
     decoder_attention: bool = False
     entropy_model: str = "predictive"
+    step_gains: tuple[tuple[int, ...], ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
@@ -74,6 +80,8 @@ class CodecConfig:
                 problems.append(f"{field} must be >= 1")
         if self.decoder_blocks < 0 or self.decoder_kernel % 2 == 0:
             problems.append("decoder_blocks must be >= 0 and decoder_kernel odd")
+        object.__setattr__(self, "step_gains", tuple(tuple(r) for r in self.step_gains))
+        problems += check_gains(self.step_gains, self.latent_channels)
         if problems:
             raise PresetError("invalid codec config: " + "; ".join(problems))
 
@@ -95,7 +103,14 @@ class CodecConfig:
         return 2 ** (self.latent_bits - 1) - 1
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """JSON-able fields; ``step_gains`` only when set, so a config without rate
+        allocation (every model before walloc-io 0.5) keeps its JSON, hence its fingerprint."""
+        d = dataclasses.asdict(self)
+        if not self.step_gains:
+            del d["step_gains"]
+        else:
+            d["step_gains"] = [list(r) for r in self.step_gains]
+        return d
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

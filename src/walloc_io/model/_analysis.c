@@ -156,8 +156,9 @@ static double band_scale(int b, int levels) {
 }
 
 typedef struct {
-    int C, H, W, levels, ndim, L, LB, max_symbol;
-    double amplitude;
+    int C, H, W, levels, ndim, L, LB;
+    const int32_t *max_symbol; /* [L]: each channel's largest code magnitude */
+    const double *amplitude;   /* [L]: companding amplitude over each channel's step */
     const float *weight; /* [L / OB blocks][P][OB]: band scales folded in, zero-padded outputs */
     const float *bias;   /* [LB * OB] */
 } Spec;
@@ -216,11 +217,12 @@ static int analyse_one(const Spec *sp, const void *input, int is_u8, const float
         for (int o = 0; o < L; o++) {
             int32_t *dst = out + ((size_t)o * h + i) * w;
             const float *a = acc + (size_t)o * wpad;
+            const double amp = sp->amplitude[o], ms = sp->max_symbol[o];
             for (int j = 0; j < w; j++) {
-                double y = sp->amplitude * erf((double)a[j] * inv_sqrt2);
+                double y = amp * erf((double)a[j] * inv_sqrt2);
                 double r = nearbyint(y); /* round half to even, as torch.round */
-                if (r > sp->max_symbol) r = sp->max_symbol;
-                if (r < -sp->max_symbol) r = -sp->max_symbol;
+                if (r > ms) r = ms;
+                if (r < -ms) r = -ms;
                 dst[j] = (int32_t)r;
             }
         }
@@ -231,12 +233,11 @@ done:
 }
 
 /* analyse(x, is_u8, N, C, H, W, levels, ndim, low f32[C], span f32[C], weight f32[L*P],
- *         bias f32[L], amplitude, max_symbol, out i32[N*L*h*w]) -> None */
+ *         bias f32[L], amplitude f64[L], max_symbol i32[L], out i32[N*L*h*w]) -> None */
 static PyObject *analyse(PyObject *self, PyObject *args) {
-    Py_buffer x, scale, offset, weight, bias, out;
-    int is_u8, N, C, H, W, J, nd, ms;
-    double amplitude;
-    if (!PyArg_ParseTuple(args, "y*iiiiiiiy*y*y*y*diw*", &x, &is_u8, &N, &C, &H, &W, &J, &nd,
+    Py_buffer x, scale, offset, weight, bias, amplitude, ms, out;
+    int is_u8, N, C, H, W, J, nd;
+    if (!PyArg_ParseTuple(args, "y*iiiiiiiy*y*y*y*y*y*w*", &x, &is_u8, &N, &C, &H, &W, &J, &nd,
                           &scale, &offset, &weight, &bias, &amplitude, &ms, &out))
         return NULL;
     PyObject *result = NULL;
@@ -250,6 +251,7 @@ static PyObject *analyse(PyObject *self, PyObject *args) {
     const Py_ssize_t L = bias.len / 4;
     if ((size_t)x.len != (size_t)N * C * plane * (is_u8 ? 1 : 4) || scale.len != 4 * C
         || offset.len != 4 * C || L < 1 || (size_t)weight.len != 4 * P * L
+        || amplitude.len != 8 * L || ms.len != 4 * L
         || (size_t)out.len != (size_t)N * L * plane / (fh * fw) * 4) {
         PyErr_SetString(PyExc_ValueError, "buffer sizes do not match the shapes");
         goto done;
@@ -267,7 +269,7 @@ static PyObject *analyse(PyObject *self, PyObject *args) {
                         (float)(((const float *)weight.buf)[(size_t)o * P + b] * g);
                 }
     }
-    Spec sp = {C, H, W, J, nd, (int)L, LB, ms, amplitude, wt, bs};
+    Spec sp = {C, H, W, J, nd, (int)L, LB, ms.buf, amplitude.buf, wt, bs};
     int rc = 0;
     Py_BEGIN_ALLOW_THREADS
     for (int n = 0; n < N && !rc; n++)
@@ -281,7 +283,8 @@ static PyObject *analyse(PyObject *self, PyObject *args) {
     else result = Py_NewRef(Py_None);
 done:
     PyBuffer_Release(&x); PyBuffer_Release(&scale); PyBuffer_Release(&offset);
-    PyBuffer_Release(&weight); PyBuffer_Release(&bias); PyBuffer_Release(&out);
+    PyBuffer_Release(&weight); PyBuffer_Release(&bias); PyBuffer_Release(&amplitude);
+    PyBuffer_Release(&ms); PyBuffer_Release(&out);
     return result;
 }
 
@@ -299,7 +302,7 @@ static PyObject *packet(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "bad shapes for the packet transform");
         goto done;
     }
-    Spec sp = {C, H, W, J, nd, 0, 0, 0, 0.0, NULL, NULL};
+    Spec sp = {C, H, W, J, nd, 0, 0, NULL, NULL, NULL, NULL};
     float *data = malloc(4 * C * plane), *s = malloc(4 * (W / 2 + 2)), *d = malloc(4 * (W / 2 + 2));
     float **order = malloc(sizeof(float *) * (size_t)H * C), **tmp = malloc(sizeof(float *) * H),
           **work = malloc(sizeof(float *) * H);

@@ -16,7 +16,7 @@ from typing import cast
 import numpy as np
 import torch
 
-from ..quality import max_symbol_at
+from ..quality import channel_steps, max_symbol_at
 from ..transform.packet import _interleave_order
 from .autoencoder import WallocModel
 
@@ -47,6 +47,7 @@ class NativeAnalysis:
         self.amplitude = float(model.companding.amplitude)
         self.max_symbol = int(model.companding.max_symbol)
         self.latent_channels = self.bias.size
+        self.gains = cfg.step_gains
 
     def latents(self, x: np.ndarray, step: float = 1.0) -> np.ndarray:
         """``(N, C, *signal)`` -> int32 latents ``(N, L, *signal / 2**levels)``.
@@ -54,7 +55,8 @@ class NativeAnalysis:
         ``x`` is float32 in ``[-1/2, 1/2]``, or raw uint8, normalised inside the kernel
         exactly as :func:`walloc_io.signal.prepare` does it (``x / 255 - 1/2`` in float32).
         ``step``: the quantisation step of the companded latents (see
-        :mod:`walloc_io.quality`): the amplitude is divided by it before rounding.
+        :mod:`walloc_io.quality`; per channel with rate allocation): the amplitude is
+        divided by it before rounding.
         """
         n, c, *spatial = x.shape
         if len(spatial) != self.ndim or c != self.channels:
@@ -68,6 +70,12 @@ class NativeAnalysis:
         f = 2 ** self.levels
         out = np.empty((n, self.latent_channels, *(s // f for s in spatial)), dtype=np.int32)
         _kernel().analyse(x, int(is_u8), n, c, h, w, self.levels, self.ndim, low, span,
-                          self.weight, self.bias, self.amplitude / step,
-                          self.max_symbol if step == 1.0 else max_symbol_at(step, self.amplitude), out)
+                          self.weight, self.bias, *self._grid(step), out)
         return out
+
+    def _grid(self, step: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per channel: the amplitude over the step (float64), and the largest code (int32)."""
+        steps = channel_steps(step, self.gains, self.latent_channels)
+        top = [self.max_symbol if s == 1.0 else max_symbol_at(s, self.amplitude) for s in steps]
+        return (np.ascontiguousarray(self.amplitude / steps, dtype=np.float64),
+                np.asarray(top, dtype=np.int32))

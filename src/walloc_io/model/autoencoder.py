@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
+from .. import quality
 from ..config import CodecConfig
 from ..transform import PacketTransform
 from .bottleneck import Companding, LaplaceRate
@@ -49,30 +51,55 @@ class WallocModel(nn.Module):
         x = self.transform.inverse(self.decoder(self.companding.inverse(y)))
         return x.clamp(-0.5, 0.5) if clamp else x
 
+    def grid(self, step: float | torch.Tensor, ndim: int, like: torch.Tensor
+             ) -> float | torch.Tensor:
+        """The quantisation step of every latent for global ``step`` (a float, or one per
+        item): the float itself without rate allocation (``config.step_gains``), else a
+        tensor broadcasting against latents of ``ndim`` dimensions, one step per channel."""
+        cfg = self.config
+        if not cfg.step_gains:
+            if isinstance(step, float):
+                return step
+            step = torch.as_tensor(step, dtype=like.dtype, device=like.device)
+            return step.reshape(-1, *(1,) * (ndim - 1)) if step.ndim else step
+        s = step.detach().cpu().double().numpy() if torch.is_tensor(step) else np.float64(step)
+        steps = quality.channel_steps(s, cfg.step_gains, cfg.latent_channels)
+        t = torch.from_numpy(steps.reshape(-1, cfg.latent_channels))
+        return t.to(dtype=like.dtype, device=like.device).reshape(*t.shape, *(1,) * (ndim - 2))
+
+    def max_symbol(self, step: float = 1.0) -> int:
+        """Largest code magnitude of any channel on global ``step`` (the tables' alphabet)."""
+        cfg = self.config
+        if step == 1.0 and not cfg.step_gains:
+            return self.companding.max_symbol
+        steps = quality.channel_steps(step, cfg.step_gains, cfg.latent_channels)
+        return max(quality.max_symbol_at(float(s), self.companding.amplitude) for s in steps)
+
     def encode_latents(self, x: torch.Tensor, step: float = 1.0) -> torch.Tensor:
         """Integer codes: companded latents rounded on a grid of ``step`` (1: the integers;
-        see :mod:`walloc_io.quality`)."""
-        if step == 1.0:
+        see :mod:`walloc_io.quality`; per channel with rate allocation)."""
+        if step == 1.0 and not self.config.step_gains:
             return self.companding.quantise(self.analyse(x), noisy=False).to(torch.int32)
         z = self.encoder(self.transform(x))
-        y = (self.companding.amplitude / step) * torch.erf(z / math.sqrt(2))
+        grid = self.grid(float(step), z.ndim, z)
+        y = (self.companding.amplitude / grid) * torch.erf(z / math.sqrt(2))
         return torch.round(y).to(torch.int32)
 
     def decode_latents(self, latents: torch.Tensor, step: float | torch.Tensor = 1.0,
                        clamp: bool = True) -> torch.Tensor:
-        """Integer codes (times their quantisation ``step``, a scalar or one per item) ->
-        signals in ``[-1/2, 1/2]`` (``clamp``: see :meth:`synthesise`)."""
+        """Integer codes (times their quantisation ``step``, a scalar or one per item, per
+        channel with rate allocation) -> signals in ``[-1/2, 1/2]`` (``clamp``: see
+        :meth:`synthesise`)."""
         dtype = next(self.decoder.parameters()).dtype
         y = latents.to(dtype)
-        if not (isinstance(step, float) and step == 1.0):
-            step = torch.as_tensor(step, dtype=dtype, device=y.device)
-            y = y * step.reshape(-1, *(1,) * (y.ndim - 1)) if step.ndim else y * step
+        if not (isinstance(step, float) and step == 1.0) or self.config.step_gains:
+            y = y * self.grid(step, y.ndim, y)
         return self.synthesise(y, clamp)
 
     def forward(self, x: torch.Tensor, step: torch.Tensor | float = 1.0) -> TrainOutput:
         """Training/validation pass; ``step``: quantisation step per item ``(N,)`` or one
         for all (variable-rate training for the quality knob)."""
-        if torch.is_tensor(step):
-            step = step.reshape(-1, *(1,) * (x.ndim - 1)).to(x.dtype)
-        y = self.companding.quantise(self.analyse(x), noisy=self.training, step=step)
-        return TrainOutput(self.synthesise(y), self.rate(y, step))
+        y = self.analyse(x)
+        grid = self.grid(step if torch.is_tensor(step) else float(step), y.ndim, y)
+        y = self.companding.quantise(y, noisy=self.training, step=grid)
+        return TrainOutput(self.synthesise(y), self.rate(y, grid))

@@ -46,7 +46,7 @@ def fit_ladder(model: WallocModel, signals: list[np.ndarray], rungs: tuple[int, 
         if q == quality.DESIGN:
             continue
         latents = training_latents(model, signals, quality.step(q))
-        ladder[q] = fit_tables(latents, quality.max_symbol(q, model.companding.amplitude),
+        ladder[q] = fit_tables(latents, model.max_symbol(quality.step(q)),
                                predictive=cfg.entropy_model == "predictive")
     return ladder
 
@@ -60,7 +60,7 @@ def export_codec(
     model = model.eval()
     latents = training_latents(model, train_images)
     cfg = model.config
-    tables = fit_tables(latents, cfg.max_symbol, predictive=cfg.entropy_model == "predictive")
+    tables = fit_tables(latents, model.max_symbol(), predictive=cfg.entropy_model == "predictive")
     extra: dict = {"training": _last_validation(train_log)} if train_log else {}
     if rate_floor:
         extra["rate_floor"] = rate_floor
