@@ -87,3 +87,48 @@ def test_keep_versions_false_replaces_the_model(codec_dir):
         next(model.decoder.parameters()).add_(1.0)
     save_codec_dir(model, tables, codec_dir, keep_versions=False)
     assert len(versions(codec_dir)) == 1 and not (codec_dir / VERSIONS).exists()
+
+
+def reallocate(directory, gain: int) -> str:
+    """What ``train_preset --allocate`` does: same weights, a new config (step gains; coarser
+    steps only, so the old tables still cover every code)."""
+    from walloc_io.quality import GAIN_KNOTS
+    from walloc_io.training.allocation import allocated
+
+    model, tables, _ = load_codec_dir(directory)
+    channels = model.config.latent_channels
+    gains = tuple(tuple([gain] + [0] * (channels - 1)) for _ in GAIN_KNOTS)
+    save_codec_dir(allocated(model, gains), tables, directory)
+    return manifest_fingerprint(directory)
+
+
+def test_versions_with_the_same_weights_share_one_file_and_still_decode(codec_dir):
+    """A kept model whose weights the new one shares stores a .ref, not a copy; after two
+    such changes and a retraining every stream still decodes bit-exactly, with no chain of
+    refs and each weights file stored once."""
+    x = np.random.default_rng(1).integers(0, 256, (3, 32, 48), dtype=np.uint8)
+    blobs, decoded = [], []
+    for change in (lambda: None, lambda: reallocate(codec_dir, 8),
+                   lambda: reallocate(codec_dir, 16), lambda: retrain(codec_dir, 3)):
+        change()
+        codec = walloc_io.load_codec(str(codec_dir), device="cpu")
+        blobs.append(codec.encode(x))
+        decoded.append(codec.decode(blobs[-1]))
+    assert len({read_header(b).fingerprint for b in blobs}) == 4
+    refs = sorted(codec_dir.glob(f"{VERSIONS}/*/weights-*.ref"))
+    npzs = sorted(codec_dir.glob("**/weights-*.npz"))
+    assert len(refs) == 2 and len(npzs) == 2  # fp1, fp2 -> fp3's file; fp3 and fp4 hold theirs
+    fp3 = read_header(blobs[2]).fingerprint[:8]
+    assert {r.read_text().strip() for r in refs} == {fp3}
+    for blob, expect in zip(blobs, decoded):
+        old = walloc_io.load_codec(str(codec_dir), device="cpu",
+                                   fingerprint=read_header(blob).fingerprint)
+        np.testing.assert_array_equal(old.decode(blob), expect)
+
+
+def test_a_ref_to_weights_the_preset_lacks_is_a_preset_error(codec_dir):
+    reallocate(codec_dir, 8)
+    (ref,) = codec_dir.glob(f"{VERSIONS}/*/weights-*.ref")
+    ref.write_text("deadbeef\n")
+    with pytest.raises(walloc_io.PresetError, match="deadbeef"):
+        load_codec_dir(ref.parent)

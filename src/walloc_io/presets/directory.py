@@ -83,34 +83,75 @@ def save_codec_dir(
 
 
 def _keep_versions(out: Path, tmp: Path, fp: str) -> None:
-    """Copy the models ``out`` can decode, other than ``fp``, into ``tmp/versions/``."""
+    """Copy the models ``out`` can decode, other than ``fp``, into ``tmp/versions/``. A kept
+    model whose weights are the new model's (only its config or tables changed, as a rate
+    allocation does) keeps a ``weights-<fp8>.ref`` naming the new model instead of a copy."""
     from . import VERSIONS, versions
 
-    for old_fp, directory in versions(out).items():
-        if old_fp == fp:
-            continue
+    new = _weight_arrays(tmp)
+    kept = {old_fp: d for old_fp, d in versions(out).items() if old_fp != fp}
+    shared = {old_fp[:8] for old_fp, d in kept.items()
+              if (d / f"weights-{old_fp[:8]}.npz").is_file()
+              and _same_arrays(_weight_arrays(d / f"weights-{old_fp[:8]}.npz"), new)}
+    for old_fp, directory in kept.items():
         dest = tmp / VERSIONS / old_fp[:8]
         dest.mkdir(parents=True, exist_ok=True)
         for f in directory.iterdir():
-            if f.is_file():
+            if not f.is_file():
+                continue
+            if f.name == f"weights-{old_fp[:8]}.npz" and old_fp[:8] in shared:
+                (dest / f"weights-{old_fp[:8]}{REF}").write_text(fp[:8] + "\n")
+            elif f.suffix == REF and f.read_text().strip() in shared:  # no chains of refs
+                (dest / f.name).write_text(fp[:8] + "\n")
+            else:
                 shutil.copy2(f, dest / f.name)
+
+
+REF = ".ref"  # a kept version's weights: "these are the weights of model <fp8> of this preset"
+
+
+def _weight_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a weights file, or of the one weights file in a codec directory."""
+    if path.is_dir():
+        path = next(path.glob("weights-*.npz"))
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _same_arrays(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def _weights_file(path: Path) -> tuple[Path, Path]:
+    """A codec directory's weights entry (``weights-*.npz``, or ``weights-*.ref``) and the
+    file holding the arrays: itself, or the one the ``.ref`` names (searched in the preset
+    that holds this directory; the fingerprint check follows)."""
+    files = [f for f in path.glob("weights-*") if f.suffix in (".npz", REF)]
+    if len(files) != 1:
+        raise PresetError(f"{path} must hold exactly one weights-*.npz, found {len(files)}")
+    if files[0].suffix != REF:
+        return files[0], files[0]
+    target = files[0].read_text().strip()
+    root = path.parent.parent if path.parent.name == "versions" else path
+    for candidate in (root, *sorted((root / "versions").glob("*"))):
+        found = candidate / f"weights-{target}.npz"
+        if len(target) == 8 and found.is_file():
+            return files[0], found
+    raise PresetError(f"{files[0]} names weights {target!r} that {root} does not hold")
 
 
 def load_codec_dir(path: Path) -> tuple[WallocModel, EntropyTables, str]:
     """Model (eval mode, CPU), tables and verified fingerprint of a codec directory."""
     try:
         config = CodecConfig.from_json((path / "config.json").read_text())
-        files = list(path.glob("weights-*.npz"))
-        if len(files) != 1:
-            raise PresetError(f"{path} must hold exactly one weights-*.npz, found {len(files)}")
-        with np.load(files[0]) as z:
-            weights = {k: z[k] for k in z.files}
+        entry, held = _weights_file(path)
+        weights = _weight_arrays(held)
         tables = EntropyTables.load(path / "tables.npz")
     except (OSError, ValueError, KeyError) as exc:
         raise PresetError(f"cannot read codec directory {path}: {exc}") from exc
     fp = fingerprint(config, weights, tables)
-    if not files[0].name == f"weights-{fp[:8]}.npz":
-        raise PresetError(f"{files[0]} does not match its fingerprint {fp[:8]}: corrupt weights")
+    if entry.name not in (f"weights-{fp[:8]}.npz", f"weights-{fp[:8]}{REF}"):
+        raise PresetError(f"{entry} does not match its fingerprint {fp[:8]}: corrupt weights")
     model = WallocModel(config)
     missing = model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()},
                                     strict=False).missing_keys
