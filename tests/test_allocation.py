@@ -118,7 +118,7 @@ def test_fitted_gains_buy_fidelity_at_the_same_rate():
     model = base.model
     if model.config.step_gains:
         model = allocated(model, ())
-    signals = crops([_photo(256)], 64, 2)
+    signals = crops([_photo(256)], 64, 4)
     gains = fit_step_gains(model, signals, iterations=2)
     assert quality.check_gains(gains, 12) == []
     probe = _Probe(model, [torch.from_numpy(s)[None] for s in signals])
