@@ -244,12 +244,15 @@ def _ladder_only(directory: Path, train, floor_only: bool = False) -> None:
     print(f"{directory}: ladder {manifest['ladder']} for model {fp[:12]}", file=sys.stderr)
 
 
-# Phases that continue a preset's allocated model (``--fine-tune``): its last phase's lambda,
-# with variable-rate training, flips/turns and low-contrast crops.
-_RGB4 = PRESETS["rgb-4x"][1][-1]
+# Phases that continue a preset's allocated model (``--fine-tune``), for the presets whose
+# version 1 never had variable-rate training: its last phase's lambda (for stereo-20x the one
+# its steered run ended at), with variable-rate training (and for images flips/turns and
+# low-contrast crops).
+_RGB4, _ST20 = PRESETS["rgb-4x"][1][-1], PRESETS["stereo-20x"][1][-1]
 AFTER_ALLOCATION = {
-    "rgb-4x": replace(_fine_tune(_RGB4, 7000, _RGB4.rate_weight), variable_rate=0.5,
+    "rgb-4x": replace(_fine_tune(_RGB4, 6500, _RGB4.rate_weight), variable_rate=0.5,
                       augment=True, low_contrast=0.25),
+    "stereo-20x": replace(_fine_tune(_ST20, 9000, 8.104e-06), variable_rate=0.5),
 }
 
 

@@ -389,13 +389,14 @@ class Codec:
         return _quality.channel_steps(_quality.step(quality), cfg.step_gains, cfg.latent_channels)
 
     def dequantise(self, latents: np.ndarray, quality: int | None = None) -> np.ndarray:
-        """Integer latents of a stream of ``quality`` -> the linear encoder's float outputs
-        (codes times the channels' :meth:`steps`, companding inverted), float32: one scale
-        for streams of every quality."""
+        """Integer latents ``(..., L, *latent_axes)`` of a stream of ``quality`` -> the linear
+        encoder's float outputs (codes times the channels' :meth:`steps`, companding
+        inverted), float32: one scale for streams of every quality."""
         y = torch.from_numpy(np.ascontiguousarray(latents)).float()
         if quality is not None or self.config.step_gains:
             steps = self.steps(quality).astype(np.float32)
-            y = y * torch.from_numpy(steps).reshape(-1, *(1,) * (y.ndim - 1))
+            # channels are the axis before the signal axes (blocks may lead with more axes)
+            y = y * torch.from_numpy(steps).reshape(-1, *(1,) * self.config.signal_ndim)
         with torch.inference_mode():
             return self.model.companding.inverse(y).numpy()
 

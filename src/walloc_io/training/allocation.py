@@ -6,7 +6,9 @@ errors cost little, until every channel buys distortion at the same price per bi
 quality knot (:data:`walloc_io.quality.GAIN_KNOTS`) this measures, on training signals, the
 slope ``dD / dR`` of every channel (its step nudged up by a quarter, the rest held) and moves
 the channels' steps towards equal slopes; a common shift then brings the rate back to that of
-the single step, so a quality keeps roughly its rate and only the fidelity rises.
+the single step, so a quality keeps roughly its rate and only the fidelity rises. A knot keeps
+the best allocation its iterations found at that rate, or the single step where none beats it
+(near saturation the slopes are noise).
 
 Rates here are first-order entropies of the best prediction mode's residuals per channel (the
 tables that code them later are context-adaptive and a little cheaper); distortion is the
@@ -28,6 +30,7 @@ from ..entropy import predict
 from ..model import WallocModel
 from .data import to_unit
 
+RATE_SLACK = 0.005  # an allocation may spend this much more than the single step's rate
 NUDGE = 0.25  # octaves a channel's step is raised by to measure its slope (a factor 1.19)
 
 
@@ -77,7 +80,8 @@ def fit_step_gains(
     rows, gains = [], np.zeros(channels)
     for q in quality.GAIN_KNOTS:
         base = quality.step(q)
-        target, _ = probe(np.full(channels, base))
+        target, flat_d = probe(np.full(channels, base))
+        best = (flat_d, np.zeros(channels))  # one step for all is a candidate too
         for _ in range(iterations):
             bits, d0 = probe(base * np.exp2(gains))
             slopes = np.empty(channels)
@@ -88,12 +92,13 @@ def fit_step_gains(
                 slopes[c] = max(d1 - d0, 1e-12) / max(bits.sum() - b1.sum(), 1e-9)
             gains = gains + rate * np.log2(np.exp(np.log(slopes).mean()) / slopes)
             gains = _match_rate(probe, base, gains, target.sum())
-        bits, d = probe(base * np.exp2(gains))
+            bits, d = probe(base * np.exp2(gains))
+            if bits.sum() <= target.sum() * (1 + RATE_SLACK) and d < best[0]:
+                best = (d, gains.copy())
+        gains = best[1]  # where no move pays (a saturated decoder), the single step stays
         if report:
-            _, d_flat = probe(np.full(channels, base))
-            report(f"q{q}: {bits.sum():.4f} bits/value (one step: {target.sum():.4f}), "
-                   f"PSNR {_psnr(d):.2f} dB (one step: {_psnr(d_flat):.2f}), "
-                   f"gains {np.round(gains, 2).tolist()}")
+            report(f"q{q}: {target.sum():.4f} bits/value, PSNR {_psnr(best[0]):.2f} dB "
+                   f"(one step: {_psnr(flat_d):.2f}), gains {np.round(gains, 2).tolist()}")
         rows.append(gains.copy())
     return _monotone(np.array(rows))
 
