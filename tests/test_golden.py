@@ -165,3 +165,42 @@ def psnr_of(x, y) -> float:
     from walloc_io.metrics import psnr
 
     return psnr(x, y)
+
+
+# -- rate allocation: per-channel steps from the config's step_gains (walloc-io 0.5,
+# rgb-16x version 3; written once, never regenerated) --------------------------------------
+ALLOCATION = GOLDEN_ROOT / "format3-allocation"
+ALLOCATION_FINGERPRINT = "787d0eb5"
+
+
+def allocation_inputs() -> dict[str, tuple[np.ndarray, int | None]]:
+    image = read_signal(files("walloc_io").joinpath("samples", "kleiber.png")).data
+    return {"uint8_128x192_q1": (np.ascontiguousarray(image[:, 32:160, 64:256]), 1),
+            "uint8_256x256_q80": (np.ascontiguousarray(image[:, :256, 128:384]), 80)}
+
+
+def write_allocation(codec) -> None:
+    """Called by hand once (``python -c 'from tests.test_golden import *; ...'``)."""
+    ALLOCATION.mkdir(exist_ok=True)
+    for name, (x, q) in allocation_inputs().items():
+        blob = codec.encode(x, quality=q)
+        (ALLOCATION / f"{name}.wlc").write_bytes(blob)
+        np.savez_compressed(ALLOCATION / f"{name}.npz", latents=codec.decode_latents(blob),
+                            decoded=codec.decode(blob))
+
+
+@pytest.mark.parametrize("name", sorted(allocation_inputs()))
+def test_golden_allocation_streams_decode(name):
+    blob = (ALLOCATION / f"{name}.wlc").read_bytes()
+    header = walloc_io.read_header(blob)
+    codec = walloc_io.load_codec("rgb-16x", device="cpu", fingerprint=header.fingerprint)
+    assert header.fingerprint.startswith(ALLOCATION_FINGERPRINT) and codec.config.step_gains
+    x, q = allocation_inputs()[name]
+    assert header.quality == q
+    expected = np.load(ALLOCATION / f"{name}.npz")
+    np.testing.assert_array_equal(codec.decode_latents(blob), expected["latents"])
+    decoded = codec.decode(blob)
+    assert np.abs(decoded.astype(np.int64) - expected["decoded"]).max() <= 1
+    # and the encoder still writes these latents (the C analysis applies the same gains)
+    np.testing.assert_array_equal(codec.decode_latents(codec.encode(x, quality=q)),
+                                  expected["latents"])
