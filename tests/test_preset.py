@@ -45,9 +45,17 @@ def test_rate_and_quality_beat_bicubic(samples):
 
 
 def test_latents_shape_and_range(samples):
+    from walloc_io.quality import max_symbol_at
+
     codec = walloc_io.load_codec("rgb-16x", device="cpu")
-    z = codec.decode_latents(codec.encode(samples[0]))
-    assert z.shape == (12, 48, 64) and np.abs(z).max() <= 127 and z.dtype == np.int32
+    blob = codec.encode(samples[0])
+    z = codec.decode_latents(blob)
+    assert z.shape == (12, 48, 64) and z.dtype == np.int32
+    # each channel within its step's range (127 on a step of 1; finer steps reach further)
+    steps = codec.steps(walloc_io.read_header(blob).quality)
+    top = [max_symbol_at(s, codec.model.companding.amplitude) for s in steps]
+    assert (np.abs(z).reshape(12, -1).max(axis=1) <= top).all()
+    assert max(top) > 127 and np.abs(z).max() > 0
 
 
 def test_gray_16x_on_grey_samples(samples):
