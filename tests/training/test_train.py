@@ -117,3 +117,33 @@ def test_bad_training_input_is_reported(tmp_path, capsys, problem):
     assert {"empty": "no image files", "mixed": "one channel count",
             "crop": "multiple of 2**levels"}[problem] in err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_allocated_model_trains_validates_and_exports(tmp_path):
+    """Fine-tuning a model with a rate allocation (``train_preset --fine-tune``): per-channel
+    noise in training, validation's coded rate with codes beyond 127 (finer steps), and an
+    export whose tables hold every code."""
+    import tifffile
+
+    from walloc_io.config import CodecConfig
+    from walloc_io.quality import GAIN_KNOTS
+    from walloc_io.training import Trainer, TrainSettings
+    from walloc_io.training.export import export_codec
+
+    scene = tifffile.imread(LANDSAT)
+    gains = tuple((-24, -8, 0, 8, 8, 16) for _ in GAIN_KNOTS)  # channel 0: steps 2.8x finer
+    cfg = CodecConfig(name="alloc", channels=6, levels=2, latent_channels=6, decoder_channels=16,
+                      decoder_blocks=1, step_gains=gains)
+    settings = TrainSettings(steps=12, batch=4, crop=32, validate_every=6, checkpoint_every=6,
+                             variable_rate=0.5)
+    trainer = Trainer(cfg, settings, [scene[:, :96]], [scene[:, 96:]], tmp_path / "work")
+    trainer.run(report=lambda line: None)
+    log = [json.loads(line) for line in (tmp_path / "work" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "val_coded_bpp" in r] == [6, 12]
+    out = export_codec(trainer.model.eval(), [scene[:, :96]], tmp_path / "codec")
+    codec = walloc_io.load_codec(out, device="cpu")
+    assert codec.config.step_gains == gains
+    for q in (1, None, 100):
+        blob = codec.encode(scene, quality=q)
+        assert codec.decode(blob).shape == scene.shape
+    assert np.abs(codec.decode_latents(codec.encode(scene, quality=100))[0]).max() > 127

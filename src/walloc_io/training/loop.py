@@ -165,7 +165,7 @@ class Trainer:
             bpps.append(out.bits.item() / math.prod(x.shape[2:]))
             latents.append(self.model.encode_latents(x)[0].cpu().numpy())
         cfg = self.config
-        coder = LatentCoder(fit_tables(latents, cfg.max_symbol,
+        coder = LatentCoder(fit_tables(latents, self.model.max_symbol(),
                                        predictive=cfg.entropy_model == "predictive"))
         coded = float(np.mean([8 * len(coder.encode(z)) / math.prod(x.shape[2:])
                                for z, x in zip(latents, self.val)]))
