@@ -131,7 +131,7 @@ def test_an_allocated_model_trains_validates_and_exports(tmp_path):
     from walloc_io.training.export import export_codec
 
     scene = tifffile.imread(LANDSAT)
-    gains = tuple((-24, -8, 0, 8, 8, 16) for _ in GAIN_KNOTS)  # channel 0: steps 2.8x finer
+    gains = tuple((-32, -32, -16, 0, 8, 16) for _ in GAIN_KNOTS)  # channels 0, 1: 4x finer
     cfg = CodecConfig(name="alloc", channels=6, levels=2, latent_channels=6, decoder_channels=16,
                       decoder_blocks=1, step_gains=gains)
     settings = TrainSettings(steps=12, batch=4, crop=32, validate_every=6, checkpoint_every=6,
@@ -140,6 +140,13 @@ def test_an_allocated_model_trains_validates_and_exports(tmp_path):
     trainer.run(report=lambda line: None)
     log = [json.loads(line) for line in (tmp_path / "work" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "val_coded_bpp" in r] == [6, 12]
+    import torch
+
+    with torch.no_grad():  # large latents: the finer channels' codes reach far past 127
+        trainer.model.encoder.weight.mul_(20)
+        x = trainer.val[0]
+        assert trainer.model.encode_latents(x).abs().max() > 127
+    assert trainer.validate()["val_coded_bpp"] > 0
     out = export_codec(trainer.model.eval(), [scene[:, :96]], tmp_path / "codec")
     codec = walloc_io.load_codec(out, device="cpu")
     assert codec.config.step_gains == gains
