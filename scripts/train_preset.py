@@ -252,6 +252,8 @@ _RGB4, _ST20 = PRESETS["rgb-4x"][1][-1], PRESETS["stereo-20x"][1][-1]
 AFTER_ALLOCATION = {
     "rgb-4x": replace(_fine_tune(_RGB4, 6500, _RGB4.rate_weight), variable_rate=0.5,
                       augment=True, low_contrast=0.25),
+    # tried in walloc-io 0.5 and rejected on validation (BD-SNR vs MP3 +1.06 dB against
+    # version 1's +1.17; benchmarks/results/allocation/): stereo-20x stays version 1
     "stereo-20x": replace(_fine_tune(_ST20, 9000, 8.104e-06), variable_rate=0.5),
 }
 
