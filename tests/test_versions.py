@@ -132,3 +132,6 @@ def test_a_ref_to_weights_the_preset_lacks_is_a_preset_error(codec_dir):
     ref.write_text("deadbeef\n")
     with pytest.raises(walloc_io.PresetError, match="deadbeef"):
         load_codec_dir(ref.parent)
+    ref.write_text("../../ab\n")  # names a fingerprint, never a path
+    with pytest.raises(walloc_io.PresetError, match="does not hold"):
+        load_codec_dir(ref.parent)

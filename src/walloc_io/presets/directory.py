@@ -135,7 +135,7 @@ def _weights_file(path: Path) -> tuple[Path, Path]:
     root = path.parent.parent if path.parent.name == "versions" else path
     for candidate in (root, *sorted((root / "versions").glob("*"))):
         found = candidate / f"weights-{target}.npz"
-        if len(target) == 8 and found.is_file():
+        if len(target) == 8 and all(ch in "0123456789abcdef" for ch in target) and found.is_file():
             return files[0], found
     raise PresetError(f"{files[0]} names weights {target!r} that {root} does not hold")
 
