@@ -286,11 +286,9 @@ ALLOCATION_CROPS = {"image": (256, 16), "audio": (2**15, 16)}  # crop size, coun
 def _allocate(directory: Path, train) -> None:
     import json
 
-    from walloc_io import quality
-    from walloc_io.entropy import fit_tables, load_ladder
-    from walloc_io.presets.directory import load_codec_dir, save_codec_dir
+    from walloc_io.presets.directory import load_codec_dir
     from walloc_io.training.allocation import allocated, crops, fit_step_gains
-    from walloc_io.training.export import fit_ladder, training_latents
+    from walloc_io.training.export import export_codec
 
     model, _, fp = load_codec_dir(directory)
     if model.config.step_gains:
@@ -298,16 +296,11 @@ def _allocate(directory: Path, train) -> None:
     size, count = ALLOCATION_CROPS[model.config.modality]
     gains = fit_step_gains(model, crops(train, size, count),
                            report=lambda line: print(line, file=sys.stderr, flush=True))
-    new = allocated(model, gains)
-    tables = fit_tables(training_latents(new, train), new.max_symbol(),
-                        predictive=new.config.entropy_model == "predictive")
-    old = load_ladder(directory / "ladder.npz") if (directory / "ladder.npz").exists() else {}
-    rungs = quality.RUNGS + (quality.FLOOR_RUNGS if any(map(quality.is_floor, old)) else ())
-    ladder = fit_ladder(new, train, rungs)
     manifest = json.loads((directory / "manifest.json").read_text())
-    extra = {k: v for k, v in manifest.items() if k in ("training", "rate_floor")}
+    extra = {k: v for k, v in manifest.items() if k == "training"}
     extra["allocation"] = {"from": fp[:8], "crops": count, "crop_size": size}
-    path = save_codec_dir(new, tables, directory, extra, keep_versions=True, ladder=ladder)
+    path = export_codec(allocated(model, gains), train, directory,
+                        rate_floor=manifest.get("rate_floor", 0.0), extra=extra)
     print(f"wrote {path}: rate allocation on {fp[:8]}", file=sys.stderr)
 
 

@@ -135,13 +135,14 @@ def boundary_inputs() -> dict[str, tuple[np.ndarray, int | None]]:
             "uint8_256x256_default": (dusk, None)}
 
 
-def write_boundary(codec) -> None:
-    """Called by hand once (``python -c 'from tests.test_golden import *; ...'``)."""
-    BOUNDARY.mkdir(exist_ok=True)
-    for name, (x, q) in boundary_inputs().items():
+def write_golden(folder, inputs: dict[str, tuple[np.ndarray, int | None]], codec) -> None:
+    """Called by hand once per fixture folder, e.g. ``python -c 'from tests.test_golden
+    import *; write_golden(BOUNDARY, boundary_inputs(), load_codec("rgb-16x"))'``."""
+    folder.mkdir(exist_ok=True)
+    for name, (x, q) in inputs.items():
         blob = codec.encode(x, quality=q)
-        (BOUNDARY / f"{name}.wlc").write_bytes(blob)
-        np.savez_compressed(BOUNDARY / f"{name}.npz", latents=codec.decode_latents(blob),
+        (folder / f"{name}.wlc").write_bytes(blob)
+        np.savez_compressed(folder / f"{name}.npz", latents=codec.decode_latents(blob),
                             decoded=codec.decode(blob))
 
 
@@ -177,16 +178,6 @@ def allocation_inputs() -> dict[str, tuple[np.ndarray, int | None]]:
     image = read_signal(files("walloc_io").joinpath("samples", "kleiber.png")).data
     return {"uint8_128x192_q1": (np.ascontiguousarray(image[:, 32:160, 64:256]), 1),
             "uint8_256x256_q80": (np.ascontiguousarray(image[:, :256, 128:384]), 80)}
-
-
-def write_allocation(codec) -> None:
-    """Called by hand once (``python -c 'from tests.test_golden import *; ...'``)."""
-    ALLOCATION.mkdir(exist_ok=True)
-    for name, (x, q) in allocation_inputs().items():
-        blob = codec.encode(x, quality=q)
-        (ALLOCATION / f"{name}.wlc").write_bytes(blob)
-        np.savez_compressed(ALLOCATION / f"{name}.npz", latents=codec.decode_latents(blob),
-                            decoded=codec.decode(blob))
 
 
 @pytest.mark.parametrize("name", sorted(allocation_inputs()))

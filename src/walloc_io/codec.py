@@ -393,10 +393,9 @@ class Codec:
         encoder's float outputs (codes times the channels' :meth:`steps`, companding
         inverted), float32: one scale for streams of every quality."""
         y = torch.from_numpy(np.ascontiguousarray(latents)).float()
-        if quality is not None or self.config.step_gains:
-            steps = self.steps(quality).astype(np.float32)
-            # channels are the axis before the signal axes (blocks may lead with more axes)
-            y = y * torch.from_numpy(steps).reshape(-1, *(1,) * self.config.signal_ndim)
+        steps = torch.from_numpy(self.steps(quality).astype(np.float32))
+        # channels are the axis before the signal axes (blocks may lead with more axes)
+        y = y * steps.reshape(-1, *(1,) * self.config.signal_ndim)
         with torch.inference_mode():
             return self.model.companding.inverse(y).numpy()
 

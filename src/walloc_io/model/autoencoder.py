@@ -70,8 +70,6 @@ class WallocModel(nn.Module):
     def max_symbol(self, step: float = 1.0) -> int:
         """Largest code magnitude of any channel on global ``step`` (the tables' alphabet)."""
         cfg = self.config
-        if step == 1.0 and not cfg.step_gains:
-            return self.companding.max_symbol
         steps = quality.channel_steps(step, cfg.step_gains, cfg.latent_channels)
         return max(quality.max_symbol_at(float(s), self.companding.amplitude) for s in steps)
 

@@ -53,15 +53,16 @@ def fit_ladder(model: WallocModel, signals: list[np.ndarray], rungs: tuple[int, 
 
 def export_codec(
     model: WallocModel, train_images: list[np.ndarray], out: str | Path,
-    train_log: Path | None = None, rate_floor: float = 0.0,
+    train_log: Path | None = None, rate_floor: float = 0.0, extra: dict | None = None,
 ) -> Path:
     """Fit the tables and the quality ladder on ``train_images`` and write the codec
-    directory (``rate_floor``: the default quality's floor, bits per latent)."""
+    directory (``rate_floor``: the default quality's floor, bits per latent; ``extra``:
+    further manifest entries, e.g. the ``training`` record of the model it continues)."""
     model = model.eval()
     latents = training_latents(model, train_images)
     cfg = model.config
     tables = fit_tables(latents, model.max_symbol(), predictive=cfg.entropy_model == "predictive")
-    extra: dict = {"training": _last_validation(train_log)} if train_log else {}
+    extra = {**(extra or {}), **({"training": _last_validation(train_log)} if train_log else {})}
     if rate_floor:
         extra["rate_floor"] = rate_floor
     return save_codec_dir(model, tables, out, extra, ladder=fit_ladder(model, train_images))
