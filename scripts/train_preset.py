@@ -106,8 +106,11 @@ PRESETS = {
     "stereo-20x": (
         CodecConfig(name="stereo-20x", modality="audio", channels=2, levels=8,
                     latent_channels=27, decoder_channels=192, decoder_blocks=4),
-        [TrainSettings(steps=6000, batch=16, crop=32768, lr=5e-4, rate_weight=5e-4,
-                       target_bpp=0.45)],
+        [_ST20 := TrainSettings(steps=6000, batch=16, crop=32768, lr=5e-4, rate_weight=5e-4,
+                                target_bpp=0.45),
+         # version 2 (walloc-io 0.6): variable-rate training and spectrally tilted crops
+         # (-6..+3 dB/octave), at the lambda version 1's steered run ended at
+         replace(_fine_tune(_ST20, 9000, 8.104e-06), variable_rate=0.5, spectral_tilt=0.5)],
     ),
     "stereo-5x": (
         CodecConfig(name="stereo-5x", modality="audio", channels=2, levels=8,
@@ -122,7 +125,11 @@ PRESETS = {
                                 target_bpp=0.3),
          # version 2 (walloc-io 0.4): 2.3 times the schedule with the lambda version 1 was
          # steered to, variable-rate training for the quality ladder
-         replace(_fine_tune(_MONO, 14000, 1.1756e-06), variable_rate=0.5)],
+         replace(_fine_tune(_MONO, 14000, 1.1756e-06), variable_rate=0.5),
+         # version 3 (walloc-io 0.6): spectrally tilted crops (-6..+3 dB/octave), which
+         # version 2 never met: on bass-heavy mixes its subspace lost up to 8 dB to
+         # decimation (val clips tilted by -6 dB/octave)
+         replace(_fine_tune(_MONO, 20000, 1.1756e-06), variable_rate=0.5, spectral_tilt=0.5)],
     ),
 }
 
@@ -201,7 +208,10 @@ def main() -> None:
 
 def _seed_checkpoint(config, phases, train, val, workdir: Path, preset: Path, prefix: str) -> None:
     """WORKDIR/checkpoint.pt holding the weights of the preset's model ``prefix...`` at the
-    last step of the phases that made it (the first phase whose settings it predates)."""
+    last step of the phases that made it: the step its manifest records (``training.steps``),
+    else the phases before variable-rate training (version 1's)."""
+    import json
+
     from walloc_io.presets import versions
     from walloc_io.presets.directory import load_codec_dir
 
@@ -211,7 +221,11 @@ def _seed_checkpoint(config, phases, train, val, workdir: Path, preset: Path, pr
     if len(found) != 1:
         raise SystemExit(f"{preset} holds {len(found)} models {prefix}*")
     model, _, fp = load_codec_dir(found[0])
-    done = [p for p in phases if p.variable_rate == 0 and not p.augment]  # version 1's phases
+    made = json.loads((found[0] / "manifest.json").read_text()).get("training", {}).get("steps")
+    done = ([p for p in phases if p.steps <= made] if made
+            else [p for p in phases if p.variable_rate == 0 and not p.augment])
+    if not done or made and done[-1].steps != made:
+        raise SystemExit(f"{fp[:8]} was trained {made} steps: no phase of {preset} ends there")
     trainer = Trainer(config, done[-1], train, val, workdir)
     trainer.model.load_state_dict(model.state_dict(), strict=False)
     trainer.step, trainer.rate_weight = done[-1].steps, done[-1].rate_weight
@@ -248,7 +262,7 @@ def _ladder_only(directory: Path, train, floor_only: bool = False) -> None:
 # version 1 never had variable-rate training: its last phase's lambda (for stereo-20x the one
 # its steered run ended at), with variable-rate training (and for images flips/turns and
 # low-contrast crops).
-_RGB4, _ST20 = PRESETS["rgb-4x"][1][-1], PRESETS["stereo-20x"][1][-1]
+_RGB4 = PRESETS["rgb-4x"][1][-1]
 AFTER_ALLOCATION = {
     "rgb-4x": replace(_fine_tune(_RGB4, 6500, _RGB4.rate_weight), variable_rate=0.5,
                       augment=True, low_contrast=0.25),

@@ -91,11 +91,19 @@ class CropSampler:
     in that range, 2D ``(C, H, W)`` or 1D ``(C, T)``. Items are picked with probability
     proportional to their size, so every training sample is equally likely; images are
     flipped left-right at random (audio is never reversed). Seeded: runs are reproducible.
+
+    ``spectral_tilt``: the share of 1D (audio) crops whose spectrum is tilted by a random
+    -6..+3 dB per octave around 1 kHz (:meth:`_tilt`), so the encoder meets bass-heavy and
+    bright mixes its training tracks lack instead of fitting their one spectral balance.
     """
 
+    TILT_DB = (-6.0, 3.0)  # dB per octave, drawn uniformly
+
     def __init__(self, images: list[np.ndarray], crop: int, seed: int = 0, *,
-                 augment: bool = False, low_contrast: float = 0.0) -> None:
+                 augment: bool = False, low_contrast: float = 0.0,
+                 spectral_tilt: float = 0.0) -> None:
         self.augment, self.low_contrast = augment, low_contrast
+        self.spectral_tilt = spectral_tilt
         self.images = [im for im in images if min(im.shape[1:]) >= crop]
         if not self.images:
             raise ValueError(f"no training item is at least {crop} samples along every axis")
@@ -122,8 +130,22 @@ class CropSampler:
                 patch = np.rot90(patch, int(self.rng.integers(4)), axes=(1, 2))
             if self.low_contrast and self.rng.random() < self.low_contrast:
                 patch = self._flatten(patch)
+            if im.ndim == 2 and self.spectral_tilt and self.rng.random() < self.spectral_tilt:
+                patch = self._tilt(patch)
             out[i] = patch
         return to_unit(out)
+
+    def _tilt(self, patch: np.ndarray) -> np.ndarray:
+        """``(C, T)`` float crop with its spectrum tilted by a random slope in dB per octave
+        (gain 1 at 1 kHz of a 44.1 kHz signal, flat below ~50 Hz), rescaled to the crop's
+        peak so it stays in range: the same music, mixed darker or brighter."""
+        slope = self.rng.uniform(*self.TILT_DB)
+        spectrum = np.fft.rfft(patch.astype(np.float64), axis=-1)
+        freq = np.arange(spectrum.shape[-1]) * (22050.0 / max(1, spectrum.shape[-1] - 1))
+        spectrum *= (np.maximum(freq, 50.0) / 1000.0) ** (slope / (20 * np.log10(2)))
+        y = np.fft.irfft(spectrum, n=patch.shape[-1], axis=-1)
+        peak, new = float(np.abs(patch).max()), float(np.abs(y).max())
+        return (y * (peak / new if new > 0 else 0.0)).astype(patch.dtype)
 
 
     def _flatten(self, patch: np.ndarray) -> np.ndarray:

@@ -45,6 +45,8 @@ class TrainSettings:
     # flips), and this share of crops with contrast lowered (0.1-0.6x) around a random level
     augment: bool = False
     low_contrast: float = 0.0
+    # share of audio crops with a random spectral tilt (-6..+3 dB/octave, CropSampler)
+    spectral_tilt: float = 0.0
     # steer lambda on the coded rate (proxy x the coded/proxy ratio measured at validation)
     # instead of the rate proxy, which overstates the context coder's rate ~2x; False keeps
     # the shipped recipes (steered on the proxy) reproducible
@@ -74,7 +76,8 @@ class Trainer:
         self.device = torch.device(settings.device)
         self.model = WallocModel(config).to(self.device)
         self.sampler = CropSampler(train_images, settings.crop, settings.seed,
-                                   augment=settings.augment, low_contrast=settings.low_contrast)
+                                   augment=settings.augment, low_contrast=settings.low_contrast,
+                                   spectral_tilt=settings.spectral_tilt)
         self.val = _validation_items(val_images, self.model.transform.factor)
         self.optimiser = torch.optim.Adam(self.model.parameters(), lr=settings.lr)
         self.step, self.rate_weight = 0, settings.rate_weight
