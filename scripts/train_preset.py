@@ -258,14 +258,17 @@ def _ladder_only(directory: Path, train, floor_only: bool = False) -> None:
     print(f"{directory}: ladder {manifest['ladder']} for model {fp[:12]}", file=sys.stderr)
 
 
-# Phases that continue a preset's allocated model (``--fine-tune``), for the presets whose
-# version 1 never had variable-rate training: its last phase's lambda (for stereo-20x the one
-# its steered run ended at), with variable-rate training (and for images flips/turns and
-# low-contrast crops).
-_RGB4 = PRESETS["rgb-4x"][1][-1]
+# Phases that continue a preset's allocated model (``--fine-tune``): its last phase's lambda
+# (for stereo-20x the one its steered run ended at), with variable-rate training (and for
+# images flips/turns and low-contrast crops), so the decoder learns the allocated steps.
+_RGB4, _RGB16, _GRAY16 = (PRESETS[p][1][-1] for p in ("rgb-4x", "rgb-16x", "gray-16x"))
 AFTER_ALLOCATION = {
     "rgb-4x": replace(_fine_tune(_RGB4, 6500, _RGB4.rate_weight), variable_rate=0.5,
                       augment=True, low_contrast=0.25),
+    "rgb-16x": replace(_fine_tune(_RGB16, 10500, _RGB16.rate_weight), variable_rate=0.5,
+                       augment=True, low_contrast=0.25),
+    "gray-16x": replace(_fine_tune(_GRAY16, 10500, _GRAY16.rate_weight), variable_rate=0.5,
+                        augment=True, low_contrast=0.25),
     # tried in walloc-io 0.5 and rejected on validation (BD-SNR vs MP3 +1.06 dB against
     # version 1's +1.17; benchmarks/results/allocation/): stereo-20x stays version 1
     "stereo-20x": replace(_fine_tune(_ST20, 9000, 8.104e-06), variable_rate=0.5),

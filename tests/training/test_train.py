@@ -81,7 +81,7 @@ def test_trains_a_four_channel_audio_codec(tmp_path):
     assert main(["train", str(folder), str(out), "--steps", "30", "--levels", "4",
                  "--latent-channels", "16", "--crop", "2048", "--decoder-channels", "16",
                  "--decoder-blocks", "1", "--batch", "4", "--device", "cpu",
-                 "--validate-every", "15"]) == 0
+                 "--validate-every", "15", "--spectral-tilt", "0.5"]) == 0
     codec = walloc_io.load_codec(out)
     assert codec.config.modality == "audio" and codec.config.channels == 4
     clip, rate = soundfile.read(folder / "take1.wav", dtype="int16", always_2d=True)
@@ -116,6 +116,16 @@ def test_bad_training_input_is_reported(tmp_path, capsys, problem):
     err = capsys.readouterr().err
     assert {"empty": "no image files", "mixed": "one channel count",
             "crop": "multiple of 2**levels"}[problem] in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("flag", ["--spectral-tilt", "--low-contrast", "--variable-rate"])
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "nan", "half"])
+def test_a_share_outside_0_to_1_is_a_usage_error(tmp_path, capsys, flag, value):
+    with pytest.raises(SystemExit) as exit_:
+        train(tmp_path, tmp_path / "out", flag, value, steps=2)
+    assert exit_.value.code == 2
+    assert f"{flag}: expected a number 0..1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

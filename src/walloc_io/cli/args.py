@@ -31,6 +31,17 @@ def quality(text: str) -> int:
     return value
 
 
+def share(text: str) -> float:
+    """A probability 0..1 (the share of training crops an augmentation touches)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number 0..1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"expected a number 0..1, got {value}")
+    return value
+
+
 def device(text: str) -> str:
     """cpu, cuda, cuda:N or auto."""
     if not DEVICE.match(text):

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from ..errors import InputError
-from .args import device
+from .args import device, share
 
 DEFAULT_LEVELS = {"image": 3, "audio": 8}
 DEFAULT_CROP = {"image": 256, "audio": 1 << 15}
@@ -58,12 +58,14 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the workdir's checkpoint")
     p.add_argument("--device", type=device, default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--variable-rate", type=float, default=0.0, metavar="P",
+    p.add_argument("--variable-rate", type=share, default=0.0, metavar="P",
                    help="share of crops trained at a random quality's step (the quality knob)")
     p.add_argument("--augment", action="store_true",
                    help="image crops: vertical flips and 90-degree turns too")
-    p.add_argument("--low-contrast", type=float, default=0.0, metavar="P",
+    p.add_argument("--low-contrast", type=share, default=0.0, metavar="P",
                    help="share of crops with contrast lowered (smooth, dark content)")
+    p.add_argument("--spectral-tilt", type=share, default=0.0, metavar="P",
+                   help="audio: share of crops with their spectrum tilted -6..+3 dB/octave")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(run=run)
 
@@ -108,7 +110,8 @@ def run(args: argparse.Namespace) -> None:
         rate_weight=args.rate_weight, target_bpp=args.target_bpp, seed=args.seed,
         validate_every=args.validate_every, checkpoint_every=args.checkpoint_every,
         device=str(device), calibrate_rate=True, variable_rate=args.variable_rate,
-        augment=args.augment, low_contrast=args.low_contrast)
+        augment=args.augment, low_contrast=args.low_contrast,
+        spectral_tilt=args.spectral_tilt)
     if settings.crop % 2 ** levels:
         raise InputError(f"--crop {settings.crop} must be a multiple of 2**levels = {2 ** levels}")
     workdir = args.workdir or args.output.with_name(args.output.name + ".work")
