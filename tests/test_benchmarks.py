@@ -22,3 +22,33 @@ def test_bench_gpu_runs_on_the_cpu(tmp_path):
     assert {"encode", "decode to signal", "decode to latents"} <= set(rows)
     if not torch.cuda.is_available():
         assert "no CUDA device" in text and rows["encode"].rstrip().endswith("- | - |")
+
+
+def test_audio_bands_splits_the_error_of_codec_and_decimation_by_band():
+    import numpy as np
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        from audio_bands import EDGES, band_energy
+    finally:
+        sys.path.remove(str(BENCH))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 4096))
+    parts = band_energy(x, 1 / 16)
+    assert len(parts) == len(EDGES) - 1
+    total = (np.abs(np.fft.rfft(x, axis=-1)) ** 2).sum()
+    assert abs(parts.sum() - total) < 1e-9 * total and parts.min() > 0  # a partition
+    samples = Path(__file__).parent.parent / "src" / "walloc_io" / "samples"
+    run = subprocess.run([sys.executable, str(BENCH / "audio_bands.py"), "stereo-20x",
+                          str(samples), "--seconds", "5"], capture_output=True, text=True,
+                         check=True)
+    assert "heroes_rite.flac" in run.stdout and "speech" not in run.stdout  # mono skipped
+    rows = [line.split("|")[1:5] for line in run.stdout.splitlines() if line.startswith("| 0")
+            or line.startswith("| 1") or line.startswith("| 2") or line.startswith("| 4")]
+    assert len(rows) == len(EDGES) - 1
+    below = [r for r in rows if float(r[0].split("-")[1]) <= 0.9]
+    above = [r for r in rows if float(r[0].split("-")[0]) >= 1.0]
+    # decimation loses nothing below its cut-off and everything above it; the codec some
+    assert all(float(r[3]) == -120.0 for r in below)
+    assert all(float(r[3]) == float(r[1]) for r in above)
+    assert all(-120.0 < float(r[2]) < float(r[1]) for r in below)
