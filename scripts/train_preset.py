@@ -266,6 +266,9 @@ _RGB4, _RGB16, _GRAY16 = (PRESETS[p][1][-1] for p in ("rgb-4x", "rgb-16x", "gray
 AFTER_ALLOCATION = {
     "rgb-4x": replace(_fine_tune(_RGB4, 6500, _RGB4.rate_weight), variable_rate=0.5,
                       augment=True, low_contrast=0.25),
+    # tried in walloc-io 0.6 and rejected on validation (ties: BD-PSNR vs WebP on the val
+    # photos rgb-16x -0.46 dB against version 3's -0.45, gray-16x -0.74 against -0.74;
+    # benchmarks/results/allocation/): both stay version 3
     "rgb-16x": replace(_fine_tune(_RGB16, 10500, _RGB16.rate_weight), variable_rate=0.5,
                        augment=True, low_contrast=0.25),
     "gray-16x": replace(_fine_tune(_GRAY16, 10500, _GRAY16.rate_weight), variable_rate=0.5,
