@@ -37,6 +37,31 @@ def band_energy(x: np.ndarray, cutoff: float) -> np.ndarray:
     return np.array([power[(freq >= lo) & (freq < hi)].sum() for lo, hi in zip(edges, edges[1:])])
 
 
+def packet_lowpass(x: np.ndarray, levels: int, keep: int) -> np.ndarray:
+    """``(C, T)`` through the packet transform, each channel's ``keep`` lowest packets (by
+    centre frequency) kept and the rest zeroed, and back (``T`` a multiple of 2**levels)."""
+    import torch
+
+    from walloc_io.transform import PacketTransform
+
+    transform, bands = PacketTransform(1, levels), 2**levels
+    impulse = torch.zeros(1, bands, 64, dtype=torch.float64)
+    impulse[0, torch.arange(bands), 32] = 1.0
+    centre = []
+    for k in range(bands):  # each packet's synthesis atom: its energy-weighted mean frequency
+        one = torch.zeros_like(impulse)
+        one[0, k, 32] = 1.0
+        power = np.abs(np.fft.rfft(transform.inverse(one)[0, 0].numpy())) ** 2
+        centre.append(float((np.arange(power.size) * power).sum() / power.sum()))
+    low = np.argsort(centre)[:keep]
+    with torch.no_grad():
+        packets = transform(torch.from_numpy(x.astype(np.float64))[None])
+        kept = torch.zeros_like(packets)
+        for c in range(x.shape[0]):
+            kept[:, c * bands + low] = packets[:, c * bands + low]
+        return transform.inverse(kept)[0].numpy()
+
+
 def main() -> None:
     import soundfile as sf
 
@@ -49,21 +74,27 @@ def main() -> None:
     codec = walloc_io.load_codec(args.codec, device="cpu")
     cfg = codec.config
     factor = round(cfg.packet_channels / cfg.latent_channels)
-    totals = np.zeros((3, len(EDGES) - 1))
+    totals, snrs = np.zeros((3, len(EDGES) - 1)), []
     print(f"{args.codec} ({codec.fingerprint[:8]}), quality {args.quality}, decimation /{factor}")
     for path in sorted(args.folder.glob("*.flac")):
         clip, rate = sf.read(path, dtype="int16", always_2d=True)
-        clip = clip[: int(args.seconds * rate)].T
+        clip = clip[: min(len(clip), int(args.seconds * rate)) // 2**cfg.levels * 2**cfg.levels].T
         if clip.shape[0] != cfg.channels:
             continue
         out = codec.decode(codec.encode(clip, sample_rate=rate, quality=args.quality))
         x = clip.astype(np.float64)
         dec = decimate_round_trip(x, factor)
-        print(f"  {path.name:32s} WaLLoC {snr(x, out):6.2f} dB  decimation {snr(x, dec):6.2f} dB")
+        low = packet_lowpass(x, cfg.levels, 2**cfg.levels // factor)
+        print(f"  {path.name:32s} WaLLoC {snr(x, out):6.2f} dB  decimation {snr(x, dec):6.2f} dB"
+              f"  packet low-pass {snr(x, low):6.2f} dB")
+        snrs.append((snr(x, out), snr(x, dec), snr(x, low)))
         scale = (x**2).sum() * x.shape[-1]  # Parseval: rfft energies sum to ~T x time energy
         cut = 1.0 / factor
         totals += np.stack([band_energy(x, cut), band_energy(x - out, cut),
                             band_energy(x - dec, cut)]) / scale
+    mean = np.mean(snrs, axis=0)
+    print(f"  mean: WaLLoC {mean[0]:.2f} dB, decimation {mean[1]:.2f} dB, packet low-pass "
+          f"{mean[2]:.2f} dB ({len(snrs)} clips)")
     db = 10 * np.log10(np.maximum(totals / totals[0].sum(), 1e-12))
     print("\n| band (x fc) | signal dB | WaLLoC error dB | decimation error dB |")
     print("|---|---|---|---|")

@@ -29,7 +29,7 @@ def test_audio_bands_splits_the_error_of_codec_and_decimation_by_band():
 
     sys.path.insert(0, str(BENCH))
     try:
-        from audio_bands import EDGES, band_energy
+        from audio_bands import EDGES, band_energy, packet_lowpass
     finally:
         sys.path.remove(str(BENCH))
     rng = np.random.default_rng(0)
@@ -38,11 +38,19 @@ def test_audio_bands_splits_the_error_of_codec_and_decimation_by_band():
     assert len(parts) == len(EDGES) - 1
     total = (np.abs(np.fft.rfft(x, axis=-1)) ** 2).sum()
     assert abs(parts.sum() - total) < 1e-9 * total and parts.min() > 0  # a partition
+    # the packet low-pass: all packets kept is the identity; 1 of 16 keeps the lowest
+    # sixteenth of the band (white noise: ~1/16 of its energy, little above the cut-off)
+    np.testing.assert_allclose(packet_lowpass(x, 4, 16), x, atol=1e-9)
+    low = packet_lowpass(x, 4, 1)
+    assert 0.04 < (low**2).sum() / (x**2).sum() < 0.09
+    bands = band_energy(low, 1 / 16)
+    assert bands[EDGES.index(2) :].sum() < 0.01 * bands.sum()
     samples = Path(__file__).parent.parent / "src" / "walloc_io" / "samples"
     run = subprocess.run([sys.executable, str(BENCH / "audio_bands.py"), "stereo-20x",
                           str(samples), "--seconds", "5"], capture_output=True, text=True,
                          check=True)
     assert "heroes_rite.flac" in run.stdout and "speech" not in run.stdout  # mono skipped
+    assert "packet low-pass" in run.stdout and "(1 clips)" in run.stdout
     rows = [line.split("|")[1:5] for line in run.stdout.splitlines() if line.startswith("| 0")
             or line.startswith("| 1") or line.startswith("| 2") or line.startswith("| 4")]
     assert len(rows) == len(EDGES) - 1
