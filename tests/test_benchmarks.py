@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,3 +61,21 @@ def test_audio_bands_splits_the_error_of_codec_and_decimation_by_band():
     assert all(float(r[3]) == -120.0 for r in below)
     assert all(float(r[3]) == float(r[1]) for r in above)
     assert all(-120.0 < float(r[2]) < float(r[1]) for r in below)
+
+
+def test_audio_ceiling_reports_a_preset_and_a_training_checkpoint_alike(tmp_path):
+    from walloc_io.presets.directory import load_codec_dir
+
+    samples = Path(__file__).parent.parent / "src" / "walloc_io" / "samples"
+    model, _, _ = load_codec_dir(Path(__file__).parent.parent / "src/walloc_io/presets/stereo-20x")
+    checkpoint = tmp_path / "checkpoint.pt"
+    torch.save({"model": model.state_dict(), "config": model.config.to_dict()}, checkpoint)
+    lines = []
+    for source in ("stereo-20x", str(checkpoint)):
+        run = subprocess.run([sys.executable, str(BENCH / "audio_ceiling.py"), source,
+                              str(samples), "--seconds", "5"], capture_output=True, text=True,
+                             check=True)
+        lines.append(run.stdout.split(": ", 1)[1])
+    assert lines[0] == lines[1] and lines[0].startswith("1 clips")  # the stereo clip only
+    figures = [float(v) for v in re.findall(r"(-?\d+\.\d+) dB", lines[0])]
+    assert len(figures) == 4 and figures[0] < figures[1] <= figures[2] + 0.05  # finer: better
