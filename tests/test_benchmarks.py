@@ -63,7 +63,7 @@ def test_audio_bands_splits_the_error_of_codec_and_decimation_by_band():
     assert all(-120.0 < float(r[2]) < float(r[1]) for r in below)
 
 
-def test_audio_ceiling_reports_a_preset_and_a_training_checkpoint_alike(tmp_path):
+def test_ceiling_reports_a_preset_and_a_training_checkpoint_alike(tmp_path):
     from walloc_io.presets.directory import load_codec_dir
 
     samples = Path(__file__).parent.parent / "src" / "walloc_io" / "samples"
@@ -72,10 +72,41 @@ def test_audio_ceiling_reports_a_preset_and_a_training_checkpoint_alike(tmp_path
     torch.save({"model": model.state_dict(), "config": model.config.to_dict()}, checkpoint)
     lines = []
     for source in ("stereo-20x", str(checkpoint)):
-        run = subprocess.run([sys.executable, str(BENCH / "audio_ceiling.py"), source,
+        run = subprocess.run([sys.executable, str(BENCH / "ceiling.py"), source,
                               str(samples), "--seconds", "5"], capture_output=True, text=True,
                              check=True)
         lines.append(run.stdout.split(": ", 1)[1])
-    assert lines[0] == lines[1] and lines[0].startswith("1 clips")  # the stereo clip only
+    assert lines[0] == lines[1] and lines[0].startswith("1 items")  # the stereo clip only
     figures = [float(v) for v in re.findall(r"(-?\d+\.\d+) dB", lines[0])]
     assert len(figures) == 4 and figures[0] < figures[1] <= figures[2] + 0.05  # finer: better
+
+
+def test_ceiling_of_an_image_preset_against_bicubic():
+    samples = Path(__file__).parent.parent / "src" / "walloc_io" / "samples"
+    run = subprocess.run([sys.executable, str(BENCH / "ceiling.py"), "gray-16x", str(samples)],
+                         capture_output=True, text=True, check=True)
+    assert "3 items, mean PSNR" in run.stdout and "bicubic /4" in run.stdout
+    figures = [float(v) for v in re.findall(r"(-?\d+\.\d+) dB", run.stdout)]
+    assert figures[0] < figures[1] <= figures[2] + 0.05 and figures[2] > figures[3]
+
+
+def test_ceiling_crossings_of_a_walloc_eval_table(tmp_path):
+    sys.path.insert(0, str(BENCH))
+    try:
+        from ceiling import crossings
+    finally:
+        sys.path.remove(str(BENCH))
+    table = tmp_path / "eval.csv"
+    rows = ["item,method,psnr,rate,setting"]
+    for item, shift in (("a", -0.5), ("b", 0.5)):  # means: the curves below
+        rows += [f"{item},WaLLoC curve,{30 + shift},0.1,q1", f"{item},WaLLoC curve,{31 + shift},0.4,q100",
+                 f"{item},WebP,{29 + shift},0.1,5", f"{item},WebP,{33 + shift},0.4,50",
+                 f"{item},bicubic /4,{28 + shift},nan,x4", f"{item},JPEG,{20 + shift},0.2,10",
+                 f"{item},JPEG,{25 + shift},0.4,50"]
+    table.write_text("\n".join(rows) + "\n")
+    lines = crossings(table, 31.0)
+    assert len(lines) == 2  # bicubic has no rate
+    # WebP: 29 dB at 0.1, 33 at 0.4 -> 31 dB halfway in log rate, at 0.2; half the span above
+    assert lines[1].startswith("WebP reaches the ceiling at 0.200; 50 % of")
+    assert lines[1].endswith("WebP is +2.00 dB above it")
+    assert lines[0] == "JPEG stays below the ceiling at every rate measured (to 0.400)"
