@@ -135,9 +135,11 @@ def crossings(table: Path, ceiling: float) -> list[str]:
         rate, quality = np.log([c[0] for c in curve]), [c[1] for c in curve]
         if method == "WaLLoC" or len(curve) < 2:
             continue
+        above = float(np.interp(top, rate, quality)) - ours[-1][1]
         if ceiling < min(quality):
             lines.append(f"{method} is above the ceiling at every rate measured (from "
-                         f"{curve[0][0]:.3f})")
+                         f"{curve[0][0]:.3f}); at the quality curve's top rate "
+                         f"({ours[-1][0]:.3f}) it is {above:+.2f} dB above it")
             continue
         if ceiling > max(quality):
             lines.append(f"{method} stays below the ceiling at every rate measured (to "
@@ -146,7 +148,6 @@ def crossings(table: Path, ceiling: float) -> list[str]:
         order = np.argsort(quality)
         cross = float(np.interp(ceiling, np.take(quality, order), rate[order]))
         share = (top - max(cross, low)) / (top - low)
-        above = float(np.interp(top, rate, quality)) - ours[-1][1]
         lines.append(f"{method} reaches the ceiling at {np.exp(cross):.3f}; "
                      f"{100 * max(share, 0):.0f} % of the quality curve's log-rate span "
                      f"({ours[0][0]:.3f}-{ours[-1][0]:.3f}) lies above; at its top rate "
