@@ -4,7 +4,8 @@
     python benchmarks/audio_bands.py mono-16x data/audio/mono/val
     python benchmarks/audio_bands.py stereo-20x data/audio/heldout/stereo --quality 100
 
-Each clip (its first ``--seconds``) is coded with the public codec (``Codec.encode`` at
+Each music clip (its first ``--seconds``; ``speech*`` clips skipped: 8 kHz sources, as in
+``benchmarks/ceiling.py``) is coded with the public codec (``Codec.encode`` at
 ``--quality``, default: the preset's default) and compared with ideal (FFT brick-wall)
 decimation by the codec's dimensionality reduction. Printed per clip: SNR of both; then for
 all clips together, each band's share of the signal energy and of each method's error energy
@@ -69,17 +70,20 @@ def main() -> None:
     parser.add_argument("codec", help="preset name or codec directory")
     parser.add_argument("folder", type=Path)
     parser.add_argument("--quality", type=int)
-    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--depths", type=int, nargs="*", default=[],
+                        help="also the packet low-pass at these transform depths (the same "
+                        "1/DR of the band kept at each)")
     args = parser.parse_args()
     codec = walloc_io.load_codec(args.codec, device="cpu")
     cfg = codec.config
     factor = round(cfg.packet_channels / cfg.latent_channels)
-    totals, snrs = np.zeros((3, len(EDGES) - 1)), []
+    totals, snrs, depth_snrs = np.zeros((3, len(EDGES) - 1)), [], []
     print(f"{args.codec} ({codec.fingerprint[:8]}), quality {args.quality}, decimation /{factor}")
     for path in sorted(args.folder.glob("*.flac")):
         clip, rate = sf.read(path, dtype="int16", always_2d=True)
         clip = clip[: min(len(clip), int(args.seconds * rate)) // 2**cfg.levels * 2**cfg.levels].T
-        if clip.shape[0] != cfg.channels:
+        if clip.shape[0] != cfg.channels or path.stem.startswith("speech"):
             continue
         out = codec.decode(codec.encode(clip, sample_rate=rate, quality=args.quality))
         x = clip.astype(np.float64)
@@ -88,18 +92,26 @@ def main() -> None:
         print(f"  {path.name:32s} WaLLoC {snr(x, out):6.2f} dB  decimation {snr(x, dec):6.2f} dB"
               f"  packet low-pass {snr(x, low):6.2f} dB")
         snrs.append((snr(x, out), snr(x, dec), snr(x, low)))
-        scale = (x**2).sum() * x.shape[-1]  # Parseval: rfft energies sum to ~T x time energy
+        if args.depths:
+            cuts = [x[:, : x.shape[1] // 2**j * 2**j] for j in args.depths]
+            depth_snrs.append([snr(c, packet_lowpass(c, j, 2**j // factor))
+                               for c, j in zip(cuts, args.depths)])
+        scale = (x**2).sum() * x.shape[-1]  # any constant: each clip counts alike
         cut = 1.0 / factor
         totals += np.stack([band_energy(x, cut), band_energy(x - out, cut),
                             band_energy(x - dec, cut)]) / scale
     mean = np.mean(snrs, axis=0)
     print(f"  mean: WaLLoC {mean[0]:.2f} dB, decimation {mean[1]:.2f} dB, packet low-pass "
           f"{mean[2]:.2f} dB ({len(snrs)} clips)")
+    for j, value in zip(args.depths, np.mean(depth_snrs, axis=0) if depth_snrs else []):
+        print(f"  packet low-pass at depth {j} ({2**j // factor} of {2**j} packets): "
+              f"{value:.2f} dB")
     db = 10 * np.log10(np.maximum(totals / totals[0].sum(), 1e-12))
     print("\n| band (x fc) | signal dB | WaLLoC error dB | decimation error dB |")
     print("|---|---|---|---|")
     for k, (lo, hi) in enumerate(zip(EDGES, EDGES[1:])):
-        print(f"| {lo}-{hi} | {db[0, k]:.1f} | {db[1, k]:.1f} | {db[2, k]:.1f} |")
+        name = f"{lo}-{hi}" if k < len(EDGES) - 2 else f"{lo} and up"
+        print(f"| {name} | {db[0, k]:.1f} | {db[1, k]:.1f} | {db[2, k]:.1f} |")
 
 
 if __name__ == "__main__":

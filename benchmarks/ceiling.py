@@ -17,7 +17,8 @@ curve at some rate cannot reach that codec there at any quality.
 ``--against EVAL_CSV`` (a ``walloc eval`` table of the same folder) adds where that happens:
 the rate at which each classical codec's mean curve reaches the ceiling (log-rate
 interpolation), the share of the WaLLoC quality curve's log-rate span above it, and how far
-above the codec is at the curve's top rate.
+the codec is above the WaLLoC curve at that curve's top rate (n/a where the codec's own
+curve stops short of it).
 """
 
 from __future__ import annotations
@@ -57,9 +58,9 @@ def audio_rows(model, folder: Path, seconds: float) -> tuple[list[list[float]], 
     for path in sorted(folder.glob("*.flac")):
         if path.stem.startswith("speech"):
             continue
-        x, _ = sf.read(path, dtype="float32", always_2d=True)
+        x, rate = sf.read(path, dtype="float32", always_2d=True)
         x = x.T[: cfg.channels]
-        x = x[:, : min(x.shape[1], int(seconds * 44100)) // block * block]
+        x = x[:, : min(x.shape[1], int(seconds * rate)) // block * block]
         if x.shape[0] != cfg.channels:
             continue
         signal = torch.from_numpy(x / 2)[None]
@@ -109,12 +110,14 @@ def main() -> None:
           f"{mean[0]:.2f} dB, 1/4 {mean[1]:.2f} dB, 1/16 {mean[2]:.2f} dB; {baseline} "
           f"{mean[3]:.2f} dB")
     if args.against:
-        for line in crossings(args.against, float(mean[2])):
+        key = "snr" if model.config.modality == "audio" else "psnr"
+        for line in crossings(args.against, float(mean[2]), key):
             print("  " + line)
 
 
-def crossings(table: Path, ceiling: float) -> list[str]:
-    """Where each classical codec of a ``walloc eval`` CSV passes ``ceiling`` (mean curves)."""
+def crossings(table: Path, ceiling: float, key: str = "psnr") -> list[str]:
+    """Where each classical codec of a ``walloc eval`` CSV passes ``ceiling`` (mean curves
+    of column ``key``: ``psnr`` for images, ``snr`` for audio)."""
     import csv
     from collections import defaultdict
 
@@ -123,7 +126,7 @@ def crossings(table: Path, ceiling: float) -> list[str]:
         for row in csv.DictReader(f):
             if row["rate"] not in ("", "nan"):
                 points[(row["method"], row["setting"])].append((float(row["rate"]),
-                                                               float(row["psnr"])))
+                                                               float(row[key])))
     curves = defaultdict(list)
     for (method, _), values in points.items():
         curves[method].append(tuple(np.mean(values, axis=0)))
@@ -135,11 +138,12 @@ def crossings(table: Path, ceiling: float) -> list[str]:
         rate, quality = np.log([c[0] for c in curve]), [c[1] for c in curve]
         if method == "WaLLoC" or len(curve) < 2:
             continue
-        above = float(np.interp(top, rate, quality)) - ours[-1][1]
+        above = (f"{float(np.interp(top, rate, quality)) - ours[-1][1]:+.2f} dB"
+                 if rate[0] <= top <= rate[-1] else "n/a")
         if ceiling < min(quality):
             lines.append(f"{method} is above the ceiling at every rate measured (from "
                          f"{curve[0][0]:.3f}); at the quality curve's top rate "
-                         f"({ours[-1][0]:.3f}) it is {above:+.2f} dB above it")
+                         f"({ours[-1][0]:.3f}) {method} minus WaLLoC: {above}")
             continue
         if ceiling > max(quality):
             lines.append(f"{method} stays below the ceiling at every rate measured (to "
@@ -151,7 +155,7 @@ def crossings(table: Path, ceiling: float) -> list[str]:
         lines.append(f"{method} reaches the ceiling at {np.exp(cross):.3f}; "
                      f"{100 * max(share, 0):.0f} % of the quality curve's log-rate span "
                      f"({ours[0][0]:.3f}-{ours[-1][0]:.3f}) lies above; at its top rate "
-                     f"{method} is {above:+.2f} dB above it")
+                     f"{method} minus WaLLoC: {above}")
     return lines
 
 

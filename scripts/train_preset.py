@@ -223,10 +223,13 @@ def _seed_checkpoint(config, phases, train, val, workdir: Path, preset: Path, pr
         raise SystemExit(f"{preset} holds {len(found)} models {prefix}*")
     model, _, fp = load_codec_dir(found[0])
     made = json.loads((found[0] / "manifest.json").read_text()).get("training", {}).get("steps")
-    done = ([p for p in phases if p.steps <= made] if made
-            else [p for p in phases if p.variable_rate == 0 and not p.augment])
-    if not done or made and done[-1].steps != made:
-        raise SystemExit(f"{fp[:8]} was trained {made} steps: no phase of {preset} ends there")
+    if made is None:  # manifests before the training record: version 1's phases
+        done = [p for p in phases if p.variable_rate == 0 and not p.augment]
+    else:
+        done = [p for p in phases if p.steps <= made]
+        if not done or done[-1].steps != made:
+            raise SystemExit(f"{fp[:8]} was trained {made} steps: no phase of {preset} "
+                             "ends there")
     trainer = Trainer(config, done[-1], train, val, workdir)
     trainer.model.load_state_dict(model.state_dict(), strict=False)
     trainer.step, trainer.rate_weight = done[-1].steps, done[-1].rate_weight

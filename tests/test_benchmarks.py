@@ -55,8 +55,10 @@ def test_audio_bands_splits_the_error_of_codec_and_decimation_by_band():
     rows = [line.split("|")[1:5] for line in run.stdout.splitlines() if line.startswith("| 0")
             or line.startswith("| 1") or line.startswith("| 2") or line.startswith("| 4")]
     assert len(rows) == len(EDGES) - 1
-    below = [r for r in rows if float(r[0].split("-")[1]) <= 0.9]
-    above = [r for r in rows if float(r[0].split("-")[0]) >= 1.0]
+    low = [float(r[0].split("-")[0].split()[0]) for r in rows]
+    assert rows[-1][0].strip() == "4 and up"
+    below = [r for r, lo in zip(rows, low) if lo < 0.9]  # bands that end by 0.9 fc
+    above = [r for r, lo in zip(rows, low) if lo >= 1.0]
     # decimation loses nothing below its cut-off and everything above it; the codec some
     assert all(float(r[3]) == -120.0 for r in below)
     assert all(float(r[3]) == float(r[1]) for r in above)
@@ -104,9 +106,12 @@ def test_ceiling_crossings_of_a_walloc_eval_table(tmp_path):
                  f"{item},bicubic /4,{28 + shift},nan,x4", f"{item},JPEG,{20 + shift},0.2,10",
                  f"{item},JPEG,{25 + shift},0.4,50"]
     table.write_text("\n".join(rows) + "\n")
+    audio = tmp_path / "audio.csv"  # walloc eval's audio tables: snr, kbps in "rate"
+    audio.write_text(table.read_text().replace("item,method,psnr,rate", "item,method,snr,rate"))
+    assert crossings(audio, 31.0, "snr") == crossings(table, 31.0)
     lines = crossings(table, 31.0)
     assert len(lines) == 2  # bicubic has no rate
     # WebP: 29 dB at 0.1, 33 at 0.4 -> 31 dB halfway in log rate, at 0.2; half the span above
     assert lines[1].startswith("WebP reaches the ceiling at 0.200; 50 % of")
-    assert lines[1].endswith("WebP is +2.00 dB above it")
+    assert lines[1].endswith("WebP minus WaLLoC: +2.00 dB")
     assert lines[0] == "JPEG stays below the ceiling at every rate measured (to 0.400)"

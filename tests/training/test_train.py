@@ -191,6 +191,18 @@ def test_spectral_tilt_reshapes_audio_crops_and_keeps_their_range():
         ratio.append(_octave_energy(out, 250, 500) / _octave_energy(out, 8000, 16000)
                      / (_octave_energy(crop, 250, 500) / _octave_energy(crop, 8000, 16000)))
     assert max(ratio) > 100 and min(ratio) < 0.3
+    # a fixed slope: tones on FFT bins keep their amplitude ratios but for the tilt, which is
+    # flat below 50 Hz (21.5 and 43.1 Hz) and -6 dB/octave above (1 kHz to 8 kHz: 3 octaves)
+    n, bins = 4096, (2, 4, 93, 743)  # 21.5, 43.1, 1001.3, 7999.5 Hz at 44.1 kHz
+    t = np.arange(n)
+    tones = sum(np.cos(2 * np.pi * k * t / n) for k in bins)[None] * 0.1
+    fixed = CropSampler([music], 4096, seed=0, spectral_tilt=1.0)
+    fixed.TILT_DB = (-6.0, -6.0)
+    amp = np.abs(np.fft.rfft(fixed._tilt(tones.astype(np.float32))[0].astype(np.float64)))[
+        list(bins)]
+    assert amp[1] / amp[0] == pytest.approx(1.0, rel=1e-3)
+    assert amp[3] / amp[2] == pytest.approx((7999.5 / 1001.3) ** (-6 / (20 * np.log10(2))),
+                                            rel=1e-3)
     # seeded: the same draw again; images are never tilted
     again = CropSampler([music], 4096, seed=3, spectral_tilt=1.0).batch(64).numpy()
     np.testing.assert_array_equal(tilted, again)

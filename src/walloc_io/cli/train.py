@@ -65,7 +65,8 @@ def add_parser(sub) -> None:
     p.add_argument("--low-contrast", type=share, default=0.0, metavar="P",
                    help="share of crops with contrast lowered (smooth, dark content)")
     p.add_argument("--spectral-tilt", type=share, default=0.0, metavar="P",
-                   help="audio: share of crops with their spectrum tilted -6..+3 dB/octave")
+                   help="audio: share of crops with their spectrum tilted -6..+3 dB/octave "
+                   "(frequencies read as 44.1 kHz audio)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(run=run)
 

@@ -147,7 +147,6 @@ class CropSampler:
         peak, new = float(np.abs(patch).max()), float(np.abs(y).max())
         return (y * (peak / new if new > 0 else 0.0)).astype(patch.dtype)
 
-
     def _flatten(self, patch: np.ndarray) -> np.ndarray:
         """Contrast lowered 0.1-0.6x around a random level: the smooth, dark, misty content
         an MSE-trained codec otherwise starves of bits."""
