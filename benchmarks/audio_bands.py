@@ -19,6 +19,7 @@ loses below.
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,23 @@ def band_energy(x: np.ndarray, cutoff: float) -> np.ndarray:
     return np.array([power[(freq >= lo) & (freq < hi)].sum() for lo, hi in zip(edges, edges[1:])])
 
 
+@functools.cache
+def packet_order(levels: int) -> np.ndarray:
+    """The packets of a depth-``levels`` 1D transform, lowest centre frequency first (each
+    synthesis atom's energy-weighted mean frequency)."""
+    import torch
+
+    from walloc_io.transform import PacketTransform
+
+    bands = 2**levels
+    atoms = torch.zeros(bands, bands, 64, dtype=torch.float64)
+    atoms[torch.arange(bands), torch.arange(bands), 32] = 1.0  # item k: packet k's impulse
+    with torch.no_grad():
+        signals = PacketTransform(1, levels).inverse(atoms)[:, 0].numpy()
+    power = np.abs(np.fft.rfft(signals, axis=-1)) ** 2
+    return np.argsort((np.arange(power.shape[-1]) * power).sum(-1) / power.sum(-1))
+
+
 def packet_lowpass(x: np.ndarray, levels: int, keep: int) -> np.ndarray:
     """``(C, T)`` through the packet transform, each channel's ``keep`` lowest packets (by
     centre frequency) kept and the rest zeroed, and back (``T`` a multiple of 2**levels)."""
@@ -45,16 +63,7 @@ def packet_lowpass(x: np.ndarray, levels: int, keep: int) -> np.ndarray:
 
     from walloc_io.transform import PacketTransform
 
-    transform, bands = PacketTransform(1, levels), 2**levels
-    impulse = torch.zeros(1, bands, 64, dtype=torch.float64)
-    impulse[0, torch.arange(bands), 32] = 1.0
-    centre = []
-    for k in range(bands):  # each packet's synthesis atom: its energy-weighted mean frequency
-        one = torch.zeros_like(impulse)
-        one[0, k, 32] = 1.0
-        power = np.abs(np.fft.rfft(transform.inverse(one)[0, 0].numpy())) ** 2
-        centre.append(float((np.arange(power.size) * power).sum() / power.sum()))
-    low = np.argsort(centre)[:keep]
+    transform, bands, low = PacketTransform(1, levels), 2**levels, packet_order(levels)[:keep]
     with torch.no_grad():
         packets = transform(torch.from_numpy(x.astype(np.float64))[None])
         kept = torch.zeros_like(packets)
@@ -77,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
     codec = walloc_io.load_codec(args.codec, device="cpu")
     cfg = codec.config
-    factor = round(cfg.packet_channels / cfg.latent_channels)
+    factor = round(cfg.dimensionality_reduction)
     totals, snrs, depth_snrs = np.zeros((3, len(EDGES) - 1)), [], []
     print(f"{args.codec} ({codec.fingerprint[:8]}), quality {args.quality}, decimation /{factor}")
     for path in sorted(args.folder.glob("*.flac")):

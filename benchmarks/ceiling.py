@@ -53,7 +53,7 @@ def audio_rows(model, folder: Path, seconds: float) -> tuple[list[list[float]], 
     import soundfile as sf
 
     cfg = model.config
-    factor, block = round(cfg.packet_channels / cfg.latent_channels), 2**cfg.levels
+    factor, block = round(cfg.dimensionality_reduction), 2**cfg.levels
     rows = []
     for path in sorted(folder.glob("*.flac")):
         if path.stem.startswith("speech"):
@@ -72,14 +72,12 @@ def audio_rows(model, folder: Path, seconds: float) -> tuple[list[list[float]], 
 
 
 def image_rows(model, folder: Path) -> tuple[list[list[float]], str]:
-    from walloc_io.evaluation.rd import convert_photo
-    from walloc_io.media import read_signal
+    from walloc_io.evaluation.rd import items
 
     cfg = model.config
-    factor, block = round((cfg.packet_channels / cfg.latent_channels) ** 0.5), 2**cfg.levels
+    factor, block = round(cfg.dimensionality_reduction**0.5), 2**cfg.levels
     rows = []
-    for path in sorted(folder.glob("*.png")):
-        x = convert_photo(read_signal(path).data, cfg.channels)
+    for _, x, _ in items(folder, "image", cfg.channels):
         x = x[:, : x.shape[1] // block * block, : x.shape[2] // block * block]
         signal = torch.from_numpy(x / 255.0 - 0.5).float()[None]
         row = []

@@ -7,8 +7,8 @@ trained on one collection's balance never met (validation content, never held-ou
 
 Each FLAC clip of FOLDER (speech clips excepted: 8 kHz sources with nothing to tilt above
 4 kHz) is cut to its first ``--seconds`` and written tilted by each slope of ``--slopes``
-(dB per octave around 1 kHz, flat below ~50 Hz; the same filter as
-:meth:`walloc_io.training.data.CropSampler._tilt`), rescaled to the clip's own peak, as
+(dB per octave around 1 kHz, flat below 50 Hz: :func:`walloc_io.training.data.tilt_spectrum`,
+the filter ``walloc train --spectral-tilt`` applies to crops), rescaled to its own peak, as
 ``NAME_tilt-6.flac`` etc. (24-bit). ``walloc eval`` then measures the codec against ideal
 decimation and MP3/Opus on them like on any folder.
 """
@@ -21,18 +21,10 @@ from pathlib import Path
 import numpy as np
 
 
-def tilt(x: np.ndarray, slope: float, rate: float) -> np.ndarray:
-    """``(C, T)`` float signal with its spectrum tilted by ``slope`` dB per octave (gain 1
-    at 1 kHz, flat below 50 Hz), rescaled to its own peak."""
-    spectrum = np.fft.rfft(x.astype(np.float64), axis=-1)
-    freq = np.fft.rfftfreq(x.shape[-1], 1.0 / rate)
-    spectrum *= (np.maximum(freq, 50.0) / 1000.0) ** (slope / (20 * np.log10(2)))
-    y = np.fft.irfft(spectrum, n=x.shape[-1], axis=-1)
-    return y * (np.abs(x).max() / max(np.abs(y).max(), 1e-12))
-
-
 def main() -> None:
     import soundfile as sf
+
+    from walloc_io.training.data import tilt_spectrum
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path)
@@ -47,7 +39,7 @@ def main() -> None:
         x, rate = sf.read(path, dtype="float64", always_2d=True)
         x = x[: int(args.seconds * rate)].T
         for slope in args.slopes:
-            y = np.clip(tilt(x, slope, rate), -1.0, 1.0)
+            y = np.clip(tilt_spectrum(x, slope, rate), -1.0, 1.0)
             sf.write(args.out / f"{path.stem}_tilt{slope:+g}.flac", y.T, rate, subtype="PCM_24")
             print(f"{path.name} {slope:+g} dB/octave", flush=True)
 

@@ -136,16 +136,10 @@ class CropSampler:
         return to_unit(out)
 
     def _tilt(self, patch: np.ndarray) -> np.ndarray:
-        """``(C, T)`` float crop with its spectrum tilted by a random slope in dB per octave
-        (gain 1 at 1 kHz of a 44.1 kHz signal, flat below ~50 Hz), rescaled to the crop's
-        peak so it stays in range: the same music, mixed darker or brighter."""
+        """``(C, T)`` float crop tilted by a random slope (:func:`tilt_spectrum`, read as
+        44.1 kHz audio): the same music, mixed darker or brighter."""
         slope = self.rng.uniform(*self.TILT_DB)
-        spectrum = np.fft.rfft(patch.astype(np.float64), axis=-1)
-        freq = np.arange(spectrum.shape[-1]) * (22050.0 / max(1, spectrum.shape[-1] - 1))
-        spectrum *= (np.maximum(freq, 50.0) / 1000.0) ** (slope / (20 * np.log10(2)))
-        y = np.fft.irfft(spectrum, n=patch.shape[-1], axis=-1)
-        peak, new = float(np.abs(patch).max()), float(np.abs(y).max())
-        return (y * (peak / new if new > 0 else 0.0)).astype(patch.dtype)
+        return tilt_spectrum(patch, slope).astype(patch.dtype)
 
     def _flatten(self, patch: np.ndarray) -> np.ndarray:
         """Contrast lowered 0.1-0.6x around a random level: the smooth, dark, misty content
@@ -159,6 +153,17 @@ class CropSampler:
         if patch.dtype == np.uint8:
             return np.clip(np.round(y), 0, 255).astype(np.uint8)
         return np.clip(y, -0.5, 0.5).astype(patch.dtype)
+
+
+def tilt_spectrum(x: np.ndarray, slope: float, rate: float = 44100.0) -> np.ndarray:
+    """``(C, T)`` signal with its spectrum tilted by ``slope`` dB per octave (gain 1 at 1 kHz,
+    flat below 50 Hz), float64, rescaled to the input's own peak so it stays in range."""
+    spectrum = np.fft.rfft(np.asarray(x, np.float64), axis=-1)
+    freq = np.fft.rfftfreq(x.shape[-1], 1.0 / rate)
+    spectrum *= (np.maximum(freq, 50.0) / 1000.0) ** (slope / (20 * np.log10(2)))
+    y = np.fft.irfft(spectrum, n=x.shape[-1], axis=-1)
+    new = float(np.abs(y).max())
+    return y * (float(np.abs(x).max()) / new if new > 0 else 0.0)
 
 
 def to_unit(x: np.ndarray) -> torch.Tensor:
