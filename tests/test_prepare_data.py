@@ -1,0 +1,70 @@
+"""``scripts/prepare_data.py audio-varied``: which tracks train, validate, or stay unseen."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+soundfile = pytest.importorskip("soundfile")
+SCRIPTS = Path(__file__).parent.parent / "scripts"
+
+
+@pytest.fixture(scope="module")
+def prepare_data():
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import prepare_data
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    return prepare_data
+
+
+def _track(path: Path, seconds: float, channels: int = 2, rate: int = 8000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.3 * np.stack([np.sin(2 * np.pi * (110 + 50 * c) * t) for c in range(channels)], 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), x, rate, format="OGG", subtype="VORBIS")
+    return x
+
+
+def test_varied_music_splits_by_track_and_by_source(prepare_data, tmp_path):
+    game, unseen, out = tmp_path / "game", tmp_path / "unseen", tmp_path / "out"
+    _track(game / "album" / "long one.ogg", 200)    # trains, cut to its centre 150 s
+    _track(game / "theme.ogg", 45)                   # validation: a 20 s excerpt
+    _track(game / "jingle.ogg", 10)                  # shorter than 30 s: left out
+    _track(game / "mono.ogg", 60, channels=1)        # not stereo: left out
+    _track(unseen / "a.ogg", 40)                     # a source that never trains
+    sources = {"game": (game, "game-data", ["theme"]), "other": (unseen, "other-data", None)}
+    manifest = prepare_data.add_varied_music(out, {}, sources)
+
+    names = {k: sorted(i["file"] for i in v) for k, v in manifest.items()}
+    assert names == {
+        "stereo/train": ["game_long_one.flac"], "mono/train": ["game_long_one.flac"],
+        "stereo/val": ["game_theme.flac"], "mono/val": ["game_theme.flac"],
+        "stereo/val-sources": ["other_a.flac"], "mono/val-sources": ["other_a.flac"],
+    }
+    seconds = {k: v[0]["seconds"] for k, v in manifest.items()}
+    assert seconds["stereo/train"] == 150.0 and seconds["stereo/val"] == 20.0
+    assert seconds["mono/val-sources"] == 20.0
+    stereo, rate = soundfile.read(str(out / "stereo/train/game_long_one.flac"), dtype="float32")
+    mono, _ = soundfile.read(str(out / "mono/train/game_long_one.flac"), dtype="float32")
+    assert rate == 8000 and stereo.shape == (150 * 8000, 2) and mono.shape == (150 * 8000,)
+    np.testing.assert_allclose(mono, stereo.mean(1), atol=2 / 32767)
+    json.dumps(manifest)  # what prepare_audio_varied writes as manifest.json
+
+
+def test_varied_music_names_the_missing_package(prepare_data, tmp_path):
+    with pytest.raises(SystemExit, match="apt-get install game-data"):
+        prepare_data.add_varied_music(tmp_path, {}, {"game": (tmp_path / "no", "game-data", [])})
+
+
+def test_the_held_out_source_never_trains(prepare_data):
+    """Colobot is the held-out set every audio figure is reported on: none of the varied
+    sources may read from it, and the unseen-source validation games never train."""
+    folders = [str(folder) for folder, _, _ in prepare_data.VARIED.values()]
+    assert not any(f.startswith(str(prepare_data.COLOBOT.parent)) for f in folders)
+    assert [s for s, (_, _, val) in prepare_data.VARIED.items() if val is None]
