@@ -195,3 +195,49 @@ def test_golden_allocation_streams_decode(name):
     # and the encoder still writes these latents (the C analysis applies the same gains)
     np.testing.assert_array_equal(codec.decode_latents(codec.encode(x, quality=q)),
                                   expected["latents"])
+
+
+# -- audio streams of the versions walloc-io 0.7 replaced (mono-16x version 2, stereo-20x
+# version 1; written once by those models, never regenerated): they decode with the weights
+# kept under versions/, found by the fingerprint the stream records ------------------------
+AUDIO = GOLDEN_ROOT / "format3-audio"
+AUDIO_FINGERPRINTS = {"mono-16x": "dad76899a8123c07b35b92526aa33ab9",
+                      "stereo-20x": "e5e16c89f23c8bd38d602f12033836ee"}
+
+
+def audio_inputs() -> dict[str, tuple[str, np.ndarray, int, int | None]]:
+    """name -> (preset, int16 (C, T), sample rate, quality): 1 s of the bundled clip."""
+    clip = read_signal(files("walloc_io").joinpath("samples", "heroes_rite.flac"))
+    part = np.ascontiguousarray(clip.data[:, clip.sample_rate:2 * clip.sample_rate])
+    return {"mono16x_1s_default": ("mono-16x", part[:1], clip.sample_rate, None),
+            "stereo20x_1s_q35": ("stereo-20x", part, clip.sample_rate, 35)}
+
+
+def write_audio_golden() -> None:
+    """Called by hand once: ``python -c 'from tests.test_golden import *;
+    write_audio_golden()'``, while the replaced versions were still kept."""
+    AUDIO.mkdir(exist_ok=True)
+    for name, (preset, x, rate, q) in audio_inputs().items():
+        codec = walloc_io.load_codec(preset, device="cpu", fingerprint=AUDIO_FINGERPRINTS[preset])
+        blob = codec.encode(x, sample_rate=rate, quality=q)
+        (AUDIO / f"{name}.wlc").write_bytes(blob)
+        np.savez_compressed(AUDIO / f"{name}.npz", latents=codec.decode_latents(blob),
+                            decoded=codec.decode(blob))
+
+
+@pytest.mark.parametrize("name", sorted(audio_inputs()))
+def test_golden_audio_streams_of_replaced_versions_decode(name):
+    from walloc_io.metrics import snr
+
+    preset, x, rate, q = audio_inputs()[name]
+    blob = (AUDIO / f"{name}.wlc").read_bytes()
+    header = walloc_io.read_header(blob)
+    assert header.fingerprint.startswith(AUDIO_FINGERPRINTS[preset]) and header.sample_rate == rate
+    assert walloc_io.load_codec(preset, device="cpu").fingerprint != header.fingerprint
+    codec = walloc_io.load_codec(preset, device="cpu", fingerprint=header.fingerprint)
+    expected = np.load(AUDIO / f"{name}.npz")
+    np.testing.assert_array_equal(codec.decode_latents(blob), expected["latents"])
+    decoded = codec.decode(blob)
+    assert decoded.dtype == np.int16 and decoded.shape == x.shape
+    assert np.abs(decoded.astype(np.int64) - expected["decoded"]).max() <= 1
+    assert snr(x, decoded) > 12  # 15.28 dB (mono) and 14.50 dB (stereo) when written
