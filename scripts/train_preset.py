@@ -108,9 +108,9 @@ PRESETS = {
                     latent_channels=27, decoder_channels=192, decoder_blocks=4),
         [_ST20 := TrainSettings(steps=6000, batch=16, crop=32768, lr=5e-4, rate_weight=5e-4,
                                 target_bpp=0.45),
-        # version 2 candidate (walloc-io 0.7): 4000 more steps from version 1 at the lambda
-        # it was steered to, on the more varied music (--data data/audio-varied/stereo,
-        # scripts/prepare_data.py audio-varied)
+        # version 2 (walloc-io 0.7): 4000 more steps from version 1 at the lambda it was
+        # steered to, on the more varied music (--data data/audio-varied/stereo, from
+        # scripts/prepare_data.py audio-varied; version 1's phase: --data data/audio/stereo)
         _fine_tune(_ST20, 10000, 8.104e-06)],
         # tried in walloc-io 0.6 and rejected on validation: 3000 more steps with variable
         # rate and spectrally tilted crops, replace(_fine_tune(_ST20, 9000, 8.104e-06),
@@ -131,8 +131,8 @@ PRESETS = {
          # version 2 (walloc-io 0.4): 2.3 times the schedule with the lambda version 1 was
          # steered to, variable-rate training for the quality ladder
          replace(_fine_tune(_MONO, 14000, 1.1756e-06), variable_rate=0.5),
-         # version 3 candidate (walloc-io 0.7): 8000 more steps on the more varied music
-         # (--data data/audio-varied/mono, scripts/prepare_data.py audio-varied)
+         # version 3 (walloc-io 0.7): 8000 more steps on the more varied music (--data
+         # data/audio-varied/mono; the phases before it: --data data/audio/mono --until 14000)
          replace(_fine_tune(_MONO, 22000, 1.1756e-06), variable_rate=0.5)],
         # tried in walloc-io 0.6 and rejected on validation: 6000 more steps with spectrally
         # tilted crops, replace(_fine_tune(_MONO, 20000, 1.1756e-06), variable_rate=0.5,
