@@ -327,17 +327,24 @@ def _drum_kit(kit: Path, channels: int) -> tuple[np.ndarray, int] | None:
     return (np.concatenate(parts), rate) if parts else None
 
 
+def _write_clip(out: Path, manifest: dict, split: str, name: str, x: np.ndarray, rate: int,
+                source: str) -> None:
+    """``OUT/SPLIT/NAME.flac`` (int16) from float ``(T, C)``, and its ``manifest`` entry."""
+    import soundfile
+
+    (out / split).mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(out / split / f"{name}.flac"), _int16(x), rate, subtype="PCM_16")
+    manifest.setdefault(split, []).append(
+        {"file": f"{name}.flac", "source": source, "seconds": round(len(x) / rate, 2)})
+
+
 def prepare_audio(out: Path) -> dict:
     import soundfile
 
     manifest: dict = {}
 
     def write(group: str, split: str, name: str, x: np.ndarray, rate: int, source: str) -> None:
-        folder = out / group / split
-        folder.mkdir(parents=True, exist_ok=True)
-        soundfile.write(str(folder / f"{name}.flac"), _int16(x), rate, subtype="PCM_16")
-        manifest.setdefault(f"{group}/{split}", []).append(
-            {"file": f"{name}.flac", "source": source, "seconds": round(len(x) / rate, 2)})
+        _write_clip(out, manifest, f"{group}/{split}", name, x, rate, source)
 
     for path in sorted(MUSIC.glob("*.ogg")):
         x, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
@@ -404,11 +411,7 @@ def add_varied_music(out: Path, manifest: dict, sources: dict) -> dict:
     import soundfile
 
     def write(group: str, split: str, name: str, x: np.ndarray, rate: int, source: str) -> None:
-        folder = out / group / split
-        folder.mkdir(parents=True, exist_ok=True)
-        soundfile.write(str(folder / f"{name}.flac"), _int16(x), rate, subtype="PCM_16")
-        manifest.setdefault(f"{group}/{split}", []).append(
-            {"file": f"{name}.flac", "source": source, "seconds": round(len(x) / rate, 2)})
+        _write_clip(out, manifest, f"{group}/{split}", name, x, rate, source)
 
     for source, (folder, package, val) in sources.items():
         if not folder.is_dir():
