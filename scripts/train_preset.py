@@ -112,9 +112,14 @@ PRESETS = {
         # steered to, on the more varied music (--data data/audio-varied/stereo, from
         # scripts/prepare_data.py audio-varied; version 1's phase: --data data/audio/stereo)
         _fine_tune(_ST20, 10000, 8.104e-06)],
+        # tried in walloc-io 0.8 and rejected on validation: 6000 more steps from version 2
+        # on the wider music (data/audio-wide/stereo), _fine_tune(_ST20, 16000, 8.104e-06):
+        # the curve moved along itself (+4 % rate, +0.1-0.2 dB), BD-SNR vs MP3 +1.36 dB on
+        # val against version 2's +1.46, +0.30 on val-sources against +0.35
+        # (benchmarks/results/audio-0.8/, stereo-20x-16k-train-log.jsonl there)
         # run in walloc-io 0.7, not evaluated (stopped in the tables' fitting at the end of
-        # the session): 4000 more steps of the same, _fine_tune(_ST20, 14000, 8.104e-06); the
-        # training validation PSNR rose 34.88 -> 34.93 dB at +2 % coded rate
+        # the session): 4000 more steps on data/audio-varied, _fine_tune(_ST20, 14000,
+        # 8.104e-06); the training validation PSNR rose 34.88 -> 34.93 dB at +2 % coded rate
         # (benchmarks/results/audio-0.7/stereo-20x-14k-train-log.jsonl)
         # tried in walloc-io 0.6 and rejected on validation: 3000 more steps with variable
         # rate and spectrally tilted crops, replace(_fine_tune(_ST20, 9000, 8.104e-06),
@@ -138,6 +143,13 @@ PRESETS = {
          # version 3 (walloc-io 0.7): 8000 more steps on the more varied music (--data
          # data/audio-varied/mono; the phases before it: --data data/audio/mono --until 14000)
          replace(_fine_tune(_MONO, 22000, 1.1756e-06), variable_rate=0.5)],
+        # tried in walloc-io 0.8 and rejected on validation: 8000 more steps from version 3
+        # on the wider music (data/audio-wide/mono), replace(_fine_tune(_MONO, 30000,
+        # 1.1756e-06), variable_rate=0.5): -0.30 dB vs decimation on val against version
+        # 3's -0.28, worst item -2.93 against -2.34, q100 ceiling 12.94 against 12.95 dB;
+        # +0.03 against +0.00 on val-sources (benchmarks/results/audio-0.8/); and version 3
+        # with its decoder widened to 5 taps, 4000 steps (scripts/widen_decoder.py): -0.30
+        # on val, +0.05 on val-sources
         # tried in walloc-io 0.6 and rejected on validation: 6000 more steps with spectrally
         # tilted crops, replace(_fine_tune(_MONO, 20000, 1.1756e-06), variable_rate=0.5,
         # spectral_tilt=0.5), -0.01 dB vs decimation on the val clips against version 2's
