@@ -49,9 +49,10 @@ validation set of unseen sources. Colobot (the held-out source) is not among the
         hedgewars-data supertux-data marsshooter-data lincity-ng-data frozen-bubble-data
     python scripts/prepare_data.py audio-varied
 
-Wider still (``audio-wide``, for the walloc-io 0.8 audio presets): ``data/audio-wide``, the
-``audio-varied`` set plus four more games' soundtracks that train and two more unseen games
-in ``val-sources`` (four unseen games in all; colobot still in none):
+Wider still (``audio-wide``; in the 0.8 round models trained on it did not beat the 0.7
+presets, ``benchmarks/results/audio-0.8``): ``data/audio-wide``, the ``audio-varied`` set
+plus four more games' soundtracks that train and two more unseen games in ``val-sources``
+(four unseen games in all; colobot still in none):
 
     apt-get install -y --no-install-recommends naev-data freedroidrpg-data widelands-data \
         flare-game megaglest-data scorched3d-data
@@ -404,7 +405,7 @@ VARIED_MIN_SECONDS = 30.0  # shorter files (jingles, sound effects) are left out
 VARIED_SECONDS = 150.0
 
 
-# Wider still (``audio-wide``, for the walloc-io 0.8 audio presets): :data:`VARIED` plus four
+# Wider still (``audio-wide``, tried in the 0.8 round): :data:`VARIED` plus four
 # more games' soundtracks that train (naev: space electronic/orchestral, 50 tracks at 44.1
 # and 48 kHz; freedroidrpg: electronic/ambient; widelands: medieval orchestral; flare:
 # fantasy orchestral), and two more that never train, so that ``val-sources`` grows from
