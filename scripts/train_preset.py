@@ -230,22 +230,30 @@ def main() -> None:
     print(f"wrote {path}", file=sys.stderr)
 
 
+def kept_model(preset: Path, prefix: str) -> Path:
+    """The codec directory of the preset's model ``prefix...`` (the current one or a kept
+    version, by fingerprint prefix); exits unless exactly one matches."""
+    from walloc_io.presets import versions
+
+    found = [d for fp, d in versions(preset).items() if fp.startswith(prefix)]
+    if len(found) != 1:
+        raise SystemExit(f"{preset} holds {len(found)} models {prefix}*")
+    return found[0]
+
+
 def _seed_checkpoint(config, phases, train, val, workdir: Path, preset: Path, prefix: str) -> None:
     """WORKDIR/checkpoint.pt holding the weights of the preset's model ``prefix...`` at the
     last step of the phases that made it: the step its manifest records (``training.steps``),
     else the phases before variable-rate training (version 1's)."""
     import json
 
-    from walloc_io.presets import versions
     from walloc_io.presets.directory import load_codec_dir
 
     if (workdir / "checkpoint.pt").exists():
         return  # resuming the run this seeded
-    found = [d for fp, d in versions(preset).items() if fp.startswith(prefix)]
-    if len(found) != 1:
-        raise SystemExit(f"{preset} holds {len(found)} models {prefix}*")
-    model, _, fp = load_codec_dir(found[0])
-    made = json.loads((found[0] / "manifest.json").read_text()).get("training", {}).get("steps")
+    kept = kept_model(preset, prefix)
+    model, _, fp = load_codec_dir(kept)
+    made = json.loads((kept / "manifest.json").read_text()).get("training", {}).get("steps")
     if made is None:  # manifests before the training record: version 1's phases
         done = [p for p in phases if p.variable_rate == 0 and not p.augment]
     else:

@@ -24,9 +24,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_preset import PRESETS, RATE_FLOORS  # noqa: E402
+from train_preset import PRESETS, RATE_FLOORS, kept_model  # noqa: E402
 
-from walloc_io.presets import versions  # noqa: E402
 from walloc_io.presets.directory import load_codec_dir  # noqa: E402
 from walloc_io.training import Trainer, load_signals  # noqa: E402
 from walloc_io.training.export import export_codec  # noqa: E402
@@ -63,11 +62,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    found = [d for fp, d in versions(PRESET_DIR / args.preset).items()
-             if fp.startswith(args.version)]
-    if len(found) != 1:
-        raise SystemExit(f"{args.preset} holds {len(found)} models {args.version}*")
-    model, _, fp = load_codec_dir(found[0])
+    model, _, fp = load_codec_dir(kept_model(PRESET_DIR / args.preset, args.version))
     config = replace(model.config, decoder_kernel=args.kernel)
     phase = replace(PRESETS[args.preset][1][-1], steps=args.steps)
     train = load_signals(args.data / "train", config.modality)

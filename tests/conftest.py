@@ -58,3 +58,23 @@ def tiny(tiny_dir):
 @pytest.fixture(scope="session")
 def images() -> list[np.ndarray]:
     return smooth_images(4, (48, 80), seed=1)
+
+
+@pytest.fixture(scope="session")
+def import_script():
+    """``import_script(NAME)``: the module ``scripts/NAME.py`` (the scripts folder is not a
+    package), imported without leaving that folder on ``sys.path``."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    folder = str(Path(__file__).parent.parent / "scripts")
+
+    def load(name: str):
+        sys.path.insert(0, folder)
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.remove(folder)
+
+    return load

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 soundfile = pytest.importorskip("soundfile")
-SCRIPTS = Path(__file__).parent.parent / "scripts"
 
 
 @pytest.fixture(scope="module")
-def prepare_data():
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        import prepare_data
-    finally:
-        sys.path.remove(str(SCRIPTS))
-    return prepare_data
+def prepare_data(import_script):
+    return import_script("prepare_data")
 
 
 def _track(path: Path, seconds: float, channels: int = 2, rate: int = 8000) -> np.ndarray:

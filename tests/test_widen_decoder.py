@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
-SCRIPTS = Path(__file__).parent.parent / "scripts"
 
 
 @pytest.fixture(scope="module")
-def widen():
-    sys.path.insert(0, str(SCRIPTS))
-    try:
-        import widen_decoder
-    finally:
-        sys.path.remove(str(SCRIPTS))
-    return widen_decoder
+def widen(import_script):
+    return import_script("widen_decoder")
 
 
 @pytest.mark.parametrize("modality,channels,levels,shape", [
