@@ -6,9 +6,12 @@ models fitted on training latents, before building either into the bitstream.
                 energy of the channels decoded before it (one vectorised pass per channel);
   checkerboard  two passes per channel: anchors (i + j even) as in base, then the others with
                 a context from base's energy plus ``w`` x the summed magnitude of their four
-                (already decoded) anchor neighbours in the same channel.
+                (already decoded) anchor neighbours in the same channel;
+  causal        one pass in raster order (as the native coder decodes): base's energy plus
+                ``w`` x the summed magnitude of the causal neighbours in the same channel
+                (``t-1, t-2``; left, up-left, up, up-right).
 
-Both use 16 contexts, the shipped prediction modes (cheapest per item and channel) and
+All use 16 contexts, the shipped prediction modes (cheapest per item and channel) and
 16-bit quantised tables fitted on ``--train`` items; figures are ideal bytes per held-out
 item (no coder overhead, no header), so only the ratio between rows matters.
 
@@ -68,7 +71,17 @@ def neighbours(a: np.ndarray) -> np.ndarray:
     return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]
 
 
-def ideal_bytes(codec, train: list, val: list, weight: float | None) -> float:
+def causal(a: np.ndarray) -> np.ndarray:
+    """Sum over the causal neighbours in raster order, zero outside: ``t-1, t-2`` (1D) or
+    left, up-left, up, up-right (2D): what a sequential decoder knows of this channel."""
+    p = np.pad(a, 2) if a.ndim == 1 else np.pad(a, 1)
+    if a.ndim == 1:
+        return p[1:-3] + p[:-4]
+    return p[1:-1, :-2] + p[:-2, :-2] + p[:-2, 1:-1] + p[:-2, 2:]
+
+
+def ideal_bytes(codec, train: list, val: list, weight: float | None,
+                rule: str = "checkerboard") -> float:
     tables, nd = codec.tables, train[0].ndim - 1
     modes = predict.modes_for(nd, True)
     radius = predict.alphabet_radius(modes[-1], tables.max_symbol)
@@ -84,6 +97,13 @@ def ideal_bytes(codec, train: list, val: list, weight: float | None) -> float:
         lut = lookup_table(fit_thresholds(energy["train"], CONTEXTS))
         if weight is None:
             pairs = {s: [(bins(e, lut).ravel(), r.ravel()) for e, r in zip(energy[s], res[s])]
+                     for s in split}
+            bits += cross_entropy(pairs["train"], pairs["val"], radius)
+        elif rule == "causal":
+            mixed = {s: [(e + weight * causal(np.abs(r))).astype(np.int64)
+                         for e, r in zip(energy[s], res[s])] for s in split}
+            lut2 = lookup_table(fit_thresholds(mixed["train"], CONTEXTS))
+            pairs = {s: [(bins(m, lut2).ravel(), r.ravel()) for m, r in zip(mixed[s], res[s])]
                      for s in split}
             bits += cross_entropy(pairs["train"], pairs["val"], radius)
         else:
@@ -110,19 +130,22 @@ def main() -> None:
     p.add_argument("--val", type=Path, required=True)
     p.add_argument("--limit", type=int, default=40, help="training items to fit on")
     p.add_argument("--weights", type=float, nargs="+", default=[1, 3, 8, 16])
+    p.add_argument("--rules", nargs="+", default=["checkerboard"],
+                   choices=["checkerboard", "causal"])
     p.add_argument("--out", type=Path)
     args = p.parse_args()
     codec = load_codec(args.codec, device="cpu")
     train, val = latents(codec, args.train, args.limit), latents(codec, args.val, None)
     base = ideal_bytes(codec, train, val, None)
     rows = [("base (shipped)", base)]
-    for w in args.weights:
-        rows.append((f"checkerboard, w = {w:g}", ideal_bytes(codec, train, val, w)))
-        print(rows[-1], flush=True)
+    for rule in args.rules:
+        for w in args.weights:
+            rows.append((f"{rule}, w = {w:g}", ideal_bytes(codec, train, val, w, rule)))
+            print(rows[-1], flush=True)
     lines = [f"# Context ablation: `{args.codec}`, ideal bytes per held-out item", "",
              f"Command: `python benchmarks/bench_context_ablation.py {args.codec} --train "
              f"{args.train} --val {args.val} --limit {args.limit} --weights "
-             f"{' '.join(f'{w:g}' for w in args.weights)}`; {len(train)} training items, "
+             f"{' '.join(f'{w:g}' for w in args.weights)} --rules {' '.join(args.rules)}`; {len(train)} training items, "
              f"{len(val)} held-out items.", "",
              "| context model | ideal bytes per item | vs base |", "|---|---|---|"]
     lines += [f"| {name} | {b:.0f} | {b / base:.3f} |" for name, b in rows]

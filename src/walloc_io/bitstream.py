@@ -55,7 +55,7 @@ READ_VERSIONS = (1, 2, 3)  # what it reads: every version ever written, forever
 EXT_QUALITY, EXT_RESIDUAL, EXT_BOUNDARY = 1, 2, 3
 _QUALITY = struct.Struct("<BI")
 MODALITIES = ("image", "audio")
-ENTROPY_MODELS = ("histogram", "predictive")
+ENTROPY_MODELS = ("histogram", "predictive", "contextual")  # "contextual": 0.8
 DTYPES = ("uint8", "uint16", "int16", "float32", "float64")
 NORM_RANGE, NORM_AFFINE = 0, 1
 # Like Pillow's MAX_IMAGE_PIXELS: streams (and chunk records) declaring more signal values

@@ -11,7 +11,7 @@ from .errors import PresetError
 from .quality import check_gains
 
 MODALITIES = ("image", "audio")
-ENTROPY_MODELS = ("histogram", "predictive")
+ENTROPY_MODELS = ("histogram", "predictive", "contextual")
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,12 @@ class CodecConfig:
         resolution. ``decoder_blocks=0`` makes a purely linear decoder.
     decoder_attention : bool
         Add squeeze-and-excitation channel attention to each residual block.
-    entropy_model : {"histogram", "predictive"}
+    entropy_model : {"histogram", "predictive", "contextual"}
         ``histogram``: one frozen table per latent channel. ``predictive``: per channel, the
-        better of raw, left-, up- or planar-difference coding (chosen when tables are frozen).
+        better of raw, left-, up- or planar-difference coding (chosen when tables are frozen),
+        each symbol's table chosen by the energy of the channels coded before it.
+        ``contextual`` (walloc-io 0.8): ``predictive`` whose contexts also see the channel's
+        own causal neighbours (the tables carry their weight).
     step_gains : tuple of tuples of int
         Rate allocation: each latent channel's quantisation step relative to the quality's,
         in sixteenths of an octave, at each :data:`walloc_io.quality.GAIN_KNOTS` quality

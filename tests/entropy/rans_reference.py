@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from walloc_io.entropy import predict
-from walloc_io.entropy.context import Contexts, bins
+from walloc_io.entropy.context import Contexts, bins, causal_sum
 from walloc_io.entropy.native import pack
 from walloc_io.entropy.tables import core_radius, split_escapes
 
@@ -23,14 +23,21 @@ def operations(latents: np.ndarray, tables) -> list[tuple[int, int]]:
     state = Contexts(latents.shape[1:])
     modes, ops = [], []
     for c in tables.order:
-        k = bins(state.energy(), tables.lookup(c)).ravel()
-        costs = []
+        energy = state.energy()
+        costs, ks = [], []
         for m in range(tables.modes):
-            r = predict.residual(latents[c], m).ravel()
+            r = predict.residual(latents[c], m)
+            if tables.neighbour_weight:  # the contextual model: this mode's own neighbours
+                energy_m = energy + tables.neighbour_weight * causal_sum(np.abs(r))
+            else:
+                energy_m = energy
+            ks.append(bins(energy_m, tables.lookup(c)).ravel())
+            r = r.ravel()
             radius = tables.radius(m)
             full = _full_costs(packed, c, m, radius)
-            costs.append(int(full[k, r + radius].sum()))
+            costs.append(int(full[ks[m], r + radius].sum()))
         m = int(np.argmin(costs))  # ties: the lower mode, as the kernel
+        k = ks[m]
         modes.append(m)
         r = predict.residual(latents[c], m).ravel()
         radius = tables.radius(m)

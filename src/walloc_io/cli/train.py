@@ -43,7 +43,8 @@ def add_parser(sub) -> None:
     p.add_argument("--decoder-channels", type=int, default=64)
     p.add_argument("--decoder-blocks", type=int, default=2)
     p.add_argument("--attention", action="store_true", help="squeeze-excitation in decoder blocks")
-    p.add_argument("--entropy-model", choices=["predictive", "histogram"], default="predictive")
+    p.add_argument("--entropy-model", choices=["contextual", "predictive", "histogram"],
+                   default="contextual")
     p.add_argument("--crop", type=int, help="training crop per axis (default 256 image, 32768 audio)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch", type=int, default=8)

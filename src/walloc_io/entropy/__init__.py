@@ -5,6 +5,7 @@ from . import format1
 from .native import LatentCoder
 from .tables import (
     EntropyTables,
+    fit_model_tables,
     fit_tables,
     ladder_id,
     ladder_ids,
@@ -13,6 +14,6 @@ from .tables import (
     save_ladder,
 )
 
-__all__ = ["EntropyTables", "LatentCoder", "fit_tables", "format1", "ladder_id", "ladder_ids",
+__all__ = ["EntropyTables", "LatentCoder", "fit_model_tables", "fit_tables", "format1", "ladder_id", "ladder_ids",
            "load_ladder",
            "quantise_counts", "save_ladder"]

@@ -13,7 +13,14 @@
  * model offers one mode), then the channels in the tables' order, each in raster order. A
  * symbol's table is chosen by its context (the quantised 3x3 / 3-sample box sum of the
  * residual magnitudes of the channels before it, replicated at the edges); an escape symbol
- * is followed at once by its tail symbol. The Python reference in walloc_io/entropy/native.py
+ * is followed at once by its tail symbol.
+ *
+ * The contextual model (tables with a neighbour weight nbw > 0, entropy model "contextual")
+ * adds the channel's own decoded neighbours: a symbol's context is the lookup of
+ * box energy + nbw * (sum of the residual magnitudes of its causal neighbours in the same
+ * channel: t-1 and t-2 in 1D; left, up-left, up and up-right in 2D, zero outside). The
+ * encoder chooses each channel's mode with the contexts that mode's residuals give.
+ * The Python reference in walloc_io/entropy/native.py
  * documents the same procedure in numpy terms and is tested to give the same words.
  */
 #define PY_SSIZE_T_CLEAN
@@ -46,6 +53,7 @@ typedef struct {
 
 typedef struct {
     int channels, modes, contexts, ndim, max_symbol, core_stride, tail_stride, lut_stride;
+    int nbw;            /* neighbour weight of the contextual model; 0: format 2's model */
     int order[1024];
     int radius[MAX_MODES], esc[MAX_MODES], size[MAX_MODES], tail_size[MAX_MODES];
     uint32_t *cum;      /* [C][M][K][core_stride + 1] */
@@ -63,7 +71,7 @@ typedef struct {
 /* ---------------------------------------------------------------- scratch */
 
 #define SCRATCH_KEEP ((size_t)64 << 20)
-enum { S_OPS, S_WORDS, S_TOTAL, S_COLSUM, S_ZEROS, S_K, S_ALIGN, S_SLOTS };
+enum { S_OPS, S_WORDS, S_TOTAL, S_COLSUM, S_ZEROS, S_K, S_ALIGN, S_ENERGY, S_MAG, S_K2, S_SLOTS };
 #include "../_scratch.h"
 
 /* ---------------------------------------------------------------- tables */
@@ -112,17 +120,17 @@ static int need(Py_buffer *b, Py_ssize_t items, Py_ssize_t itemsize, const char 
 
 /* make_tables(channels, modes, contexts, ndim, max_symbol, order:i32[C], radius:i32[M],
  *             freq:i32[C,M,K,S], tail:i32[C,M,T], cost:i32[C,M,K,S], tail_cost:i32[C,M,T],
- *             lut:u8[C,L], lut_len:i32[C], S, T, L) -> capsule */
+ *             lut:u8[C,L], lut_len:i32[C], S, T, L, nbw) -> capsule */
 static PyObject *make_tables(PyObject *self, PyObject *args) {
-    int C, M, K, nd, ms, S, T, L;
+    int C, M, K, nd, ms, S, T, L, nbw;
     Py_buffer order, radius, freq, tail, cost, tcost, lut, lutlen;
-    if (!PyArg_ParseTuple(args, "iiiiiy*y*y*y*y*y*y*y*iii", &C, &M, &K, &nd, &ms, &order, &radius,
-                          &freq, &tail, &cost, &tcost, &lut, &lutlen, &S, &T, &L))
+    if (!PyArg_ParseTuple(args, "iiiiiy*y*y*y*y*y*y*y*iiii", &C, &M, &K, &nd, &ms, &order,
+                          &radius, &freq, &tail, &cost, &tcost, &lut, &lutlen, &S, &T, &L, &nbw))
         return NULL;
     PyObject *result = NULL;
     Tables *t = NULL;
     if (C < 1 || C > 1024 || (M != 1 && M != 2 && M != 4) || K < 1 || K > 256 || (nd != 1 && nd != 2)
-        || S < 1 || S > 65535 || T < 1 || T > 65535 || L < 1) {
+        || S < 1 || S > 65535 || T < 1 || T > 65535 || L < 1 || nbw < 0 || nbw > 256) {
         PyErr_SetString(PyExc_ValueError, "table dimensions out of range");
         goto done;
     }
@@ -136,7 +144,7 @@ static PyObject *make_tables(PyObject *self, PyObject *args) {
     t = calloc(1, sizeof(Tables));
     if (!t) { PyErr_NoMemory(); goto done; }
     t->channels = C; t->modes = M; t->contexts = K; t->ndim = nd; t->max_symbol = ms;
-    t->core_stride = S; t->tail_stride = T; t->lut_stride = L;
+    t->core_stride = S; t->tail_stride = T; t->lut_stride = L; t->nbw = nbw;
     memcpy(t->order, order.buf, 4 * C);
     memcpy(t->lut_len, lutlen.buf, 4 * C);
     for (int m = 0; m < M; m++) {
@@ -243,9 +251,10 @@ done:
 
 /* ---------------------------------------------------------------- contexts */
 
-/* k[i] for every position of the next channel, from the running magnitude totals. */
+/* k[i] for every position of the next channel, from the running magnitude totals; or, with
+ * `en`, the box energies themselves (the contextual model looks them up per symbol). */
 static void contexts(const Tables *t, int c, const int32_t *total, int h, int w, uint8_t *k,
-                     int32_t *colsum) {
+                     int32_t *en, int32_t *colsum) {
     const uint8_t *lut = t->lut + (size_t)c * t->lut_stride;
     const int32_t top = t->lut_len[c] - 1;
     for (int i = 0; i < h; i++) {
@@ -259,6 +268,11 @@ static void contexts(const Tables *t, int c, const int32_t *total, int h, int w,
         }
         colsum[0] = colsum[1];
         colsum[w + 1] = colsum[w];
+        if (en) {
+            int32_t *ei = en + (size_t)i * w;
+            for (int j = 0; j < w; j++) ei[j] = colsum[j] + colsum[j + 1] + colsum[j + 2];
+            continue;
+        }
         uint8_t *ki = k + (size_t)i * w;
         for (int j = 0; j < w; j++) {
             int32_t e = colsum[j] + colsum[j + 1] + colsum[j + 2];
@@ -340,9 +354,57 @@ ALWAYS_INLINE int decode_channel(Dec *d, const Channel *ch, const int mode, cons
     return d->bad ? E_WORDS : OK;
 }
 
+/* The causal same-channel neighbour sum of the contextual model at (i, j), from the
+ * magnitudes `mi` (this row, decoded up to j) and `mup` (the row above, zeros for row 0);
+ * `ml`, `ml2`: the magnitudes at j - 1 and j - 2 of this row. */
+ALWAYS_INLINE int32_t neighbours(const int nd, const int32_t *mup, int32_t ml, int32_t ml2,
+                                 int j, int w) {
+    if (nd == 1) return ml + ml2;
+    return ml + (j ? mup[j - 1] : 0) + mup[j] + (j + 1 < w ? mup[j + 1] : 0);
+}
+
+ALWAYS_INLINE int decode_channel_ctx(Dec *d, const Channel *ch, const int mode, const int nd,
+                                     const int32_t *en, const uint8_t *lut, const int32_t top,
+                                     const int32_t nbw, int32_t *x, int32_t *total, int32_t *mag,
+                                     const int32_t *zeros, int h, int w) {
+    const int stride = ch->stride, ms = ch->max_symbol;
+    for (int i = 0; i < h; i++) {
+        const int32_t *up = i ? x + (size_t)(i - 1) * w : zeros;
+        const int32_t *mup = i ? mag + (size_t)(i - 1) * w : zeros;
+        int32_t *xi = x + (size_t)i * w, *ti = total + (size_t)i * w, *mi = mag + (size_t)i * w;
+        const int32_t *ei = en + (size_t)i * w;
+        int32_t left = 0, ul = 0, ml = 0, ml2 = 0;
+        for (int j = 0; j < w; j++) {
+            const int32_t energy = ei[j] + nbw * neighbours(nd, mup, ml, ml2, j, w);
+            const int kk = lut[energy < top ? energy : top];
+            int32_t s = (int32_t)dec_sym(d, ch->cum + (size_t)kk * (stride + 1),
+                                         ch->bucket + ((size_t)kk << (PREC - BUCKET_SHIFT)));
+            int32_t v;
+            if (ch->escapes && (s == 0 || s == ch->last)) {
+                int32_t tail = (int32_t)dec_sym(d, ch->tcum, ch->tbucket) + ch->e + 1;
+                v = s == 0 ? -tail : tail;
+            } else {
+                v = s - ch->offset;
+            }
+            const int32_t u = up[j];
+            const int32_t val = v + predicted(mode, left, u, ul);
+            if (val > ms || val < -ms) return E_RANGE;
+            xi[j] = val;
+            const int32_t a = v < 0 ? -v : v;
+            ti[j] += a;
+            mi[j] = a;
+            ml2 = ml;
+            ml = a;
+            ul = u;
+            left = val;
+        }
+    }
+    return d->bad ? E_WORDS : OK;
+}
+
 static int decode_stream(const Tables *t, const uint8_t *payload, size_t bytes, int h, int w,
                          int32_t *out, int32_t *total, uint8_t *k, int32_t *colsum,
-                         const int32_t *zeros) {
+                         const int32_t *zeros, int32_t *en, int32_t *mag) {
     if (bytes % 2 || bytes < 8) return E_WORDS;
     Dec d;
     uint32_t head[2];
@@ -367,13 +429,33 @@ static int decode_stream(const Tables *t, const uint8_t *payload, size_t bytes, 
     for (int ci = 0; ci < C; ci++) {
         const int c = t->order[ci], m = modes[ci];
         const size_t cm = (size_t)c * M + m;
-        contexts(t, c, total, h, w, k, colsum);
+        if (t->nbw) contexts(t, c, total, h, w, NULL, en, colsum);
+        else contexts(t, c, total, h, w, k, NULL, colsum);
         const int e = t->esc[m], r = t->radius[m];
         const Channel ch = {t->cum + cm * K * (S + 1), t->tail_cum + cm * (T + 1),
                             t->bucket + cm * K * BUCKETS, t->tail_bucket + cm * BUCKETS,
                             S, e, e < r ? e + 1 : r, t->size[m] - 1, e < r, t->max_symbol};
         int32_t *x = out + (size_t)c * n;
         int rc;
+        if (t->nbw) {
+            const uint8_t *lut = t->lut + (size_t)c * t->lut_stride;
+            const int32_t top = t->lut_len[c] - 1;
+            if (t->ndim == 1) {
+                switch (m) {
+                case 0: rc = decode_channel_ctx(&d, &ch, 0, 1, en, lut, top, t->nbw, x, total, mag, zeros, h, w); break;
+                default: rc = decode_channel_ctx(&d, &ch, 1, 1, en, lut, top, t->nbw, x, total, mag, zeros, h, w); break;
+                }
+            } else {
+                switch (m) {
+                case 0: rc = decode_channel_ctx(&d, &ch, 0, 2, en, lut, top, t->nbw, x, total, mag, zeros, h, w); break;
+                case 1: rc = decode_channel_ctx(&d, &ch, 1, 2, en, lut, top, t->nbw, x, total, mag, zeros, h, w); break;
+                case 2: rc = decode_channel_ctx(&d, &ch, 2, 2, en, lut, top, t->nbw, x, total, mag, zeros, h, w); break;
+                default: rc = decode_channel_ctx(&d, &ch, 3, 2, en, lut, top, t->nbw, x, total, mag, zeros, h, w); break;
+                }
+            }
+            if (rc) return rc;
+            continue;
+        }
         switch (m) {
         case 0: rc = decode_channel(&d, &ch, 0, k, x, total, zeros, h, w); break;
         case 1: rc = decode_channel(&d, &ch, 1, k, x, total, zeros, h, w); break;
@@ -437,7 +519,11 @@ static PyObject *decode_many(PyObject *self, PyObject *args) {
     int32_t *colsum = scratch(S_COLSUM, 4 * ((size_t)w + 2));
     int32_t *zeros = scratch(S_ZEROS, 4 * ((size_t)w + 1));
     uint8_t *k = scratch(S_K, n);
-    if (!total || !colsum || !k || !zeros) { PyErr_NoMemory(); goto done; }
+    int32_t *en = t->nbw ? scratch(S_ENERGY, 4 * n) : NULL;
+    int32_t *mag = t->nbw ? scratch(S_MAG, 4 * n) : NULL;
+    if (!total || !colsum || !k || !zeros || (t->nbw && (!en || !mag))) {
+        PyErr_NoMemory(); goto done;
+    }
     memset(zeros, 0, 4 * ((size_t)w + 1));
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t b = 0; b < nb; b++) {
@@ -450,7 +536,7 @@ static PyObject *decode_many(PyObject *self, PyObject *args) {
             src = aligned;
         }
         rc[b] = decode_stream(t, src, len, h, w, (int32_t *)out.buf + b * per, total, k, colsum,
-                              zeros);
+                              zeros, en, mag);
     }
     scratch_done();
     Py_END_ALLOW_THREADS
@@ -514,6 +600,38 @@ static void mode_costs(const Tables *t, int c, const int32_t *x, const uint8_t *
     bits[0] = b0; bits[1] = b1; bits[2] = b2; bits[3] = b3;
 }
 
+/* The contextual model's bits of channel x under mode m: its residuals, their contexts
+ * (box energy + nbw * causal same-channel neighbours, into k) and their cost. */
+static int64_t ctx_mode_cost(const Tables *t, int c, int m, const int32_t *x, const int32_t *en,
+                             const int32_t *zeros, int h, int w, int32_t *mag, uint8_t *k) {
+    const int M = t->modes, K = t->contexts, F = t->full_stride, mid = F / 2;
+    const int32_t *cost = t->full_cost + ((size_t)c * M + m) * K * F + mid;
+    const uint8_t *lut = t->lut + (size_t)c * t->lut_stride;
+    const int32_t top = t->lut_len[c] - 1, nbw = t->nbw;
+    int64_t bits = 0;
+    for (int i = 0; i < h; i++) {
+        const int32_t *up = i ? x + (size_t)(i - 1) * w : zeros, *xi = x + (size_t)i * w;
+        const int32_t *mup = i ? mag + (size_t)(i - 1) * w : zeros, *ei = en + (size_t)i * w;
+        int32_t *mi = mag + (size_t)i * w;
+        uint8_t *ki = k + (size_t)i * w;
+        int32_t left = 0, ul = 0, ml = 0, ml2 = 0;
+        for (int j = 0; j < w; j++) {
+            const int32_t u = up[j], v = xi[j] - predicted(m, left, u, ul);
+            const int32_t energy = ei[j] + nbw * neighbours(t->ndim, mup, ml, ml2, j, w);
+            const int kk = lut[energy < top ? energy : top];
+            ki[j] = (uint8_t)kk;
+            bits += cost[(size_t)kk * F + v];
+            const int32_t a = v < 0 ? -v : v;
+            mi[j] = a;
+            ml2 = ml;
+            ml = a;
+            ul = u;
+            left = xi[j];
+        }
+    }
+    return bits;
+}
+
 ALWAYS_INLINE Op *emit_channel(const Tables *t, const int mode, const EncSym *cum,
                                const EncSym *tcum, const int32_t *x, const uint8_t *k,
                                int32_t *total, const int32_t *zeros, int h, int w, Op *ops) {
@@ -552,8 +670,13 @@ static int encode_stream(const Tables *t, const int32_t *latents, int h, int w, 
     int32_t *zeros = scratch(S_ZEROS, 4 * ((size_t)w + 1));
     uint8_t *k = scratch(S_K, n);
     uint16_t *buf = scratch(S_WORDS, 2 * (cap + 8));
+    int32_t *en = t->nbw ? scratch(S_ENERGY, 4 * n) : NULL;
+    int32_t *mag = t->nbw ? scratch(S_MAG, 4 * n) : NULL;
+    uint8_t *k2 = t->nbw ? scratch(S_K2, n) : NULL;
     int status = OK;
-    if (!ops || !total || !colsum || !zeros || !k || !buf) { status = E_MEMORY; goto done; }
+    if (!ops || !total || !colsum || !zeros || !k || !buf || (t->nbw && (!en || !mag || !k2))) {
+        status = E_MEMORY; goto done;
+    }
     memset(total, 0, 4 * n);
     memset(zeros, 0, 4 * ((size_t)w + 1));
     for (size_t p = 0; p < n * C; p++)
@@ -564,9 +687,22 @@ static int encode_stream(const Tables *t, const int32_t *latents, int h, int w, 
     for (int ci = 0; ci < C; ci++) {
         const int c = t->order[ci];
         const int32_t *x = latents + (size_t)c * n;
-        contexts(t, c, total, h, w, k, colsum);
         int m = 0;
-        if (M > 1) {
+        if (t->nbw) { /* per mode: its own contexts; the best mode's stay in k */
+            contexts(t, c, total, h, w, NULL, en, colsum);
+            int64_t best = ctx_mode_cost(t, c, 0, x, en, zeros, h, w, mag, k);
+            for (int mm = 1; mm < M; mm++) {
+                int64_t bits = ctx_mode_cost(t, c, mm, x, en, zeros, h, w, mag, k2);
+                if (bits < best) { /* ties: the lower mode */
+                    uint8_t *swap = k; k = k2; k2 = swap;
+                    best = bits; m = mm;
+                }
+            }
+            if (M > 1) ops[ci] = uniform + m;
+        } else {
+            contexts(t, c, total, h, w, k, NULL, colsum);
+        }
+        if (M > 1 && !t->nbw) {
             int64_t bits[MAX_MODES];
             mode_costs(t, c, x, k, zeros, h, w, bits);
             for (int mm = 1; mm < M; mm++)

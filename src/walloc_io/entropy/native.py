@@ -11,7 +11,9 @@ The procedure is that of format 1 (per-channel prediction modes sent first, chan
 tables' order, contexts from the box-summed magnitudes of earlier channels, escape + tail
 symbols) with two changes that make it a tight scalar loop: symbols are coded in raster
 order inside a channel (format 1 grouped them by context for vectorised constriction
-calls) and each escape's tail symbol follows it at once. The coder is rANS with two
+calls) and each escape's tail symbol follows it at once. Tables with a
+``neighbour_weight`` (the ``"contextual"`` entropy model) also condition each symbol on
+its causal neighbours in the same channel (see :func:`~walloc_io.entropy.context.causal_sum`). The coder is rANS with two
 interleaved 32-bit states, 16-bit words and the tables' own 16-bit precision.
 """
 
@@ -138,7 +140,7 @@ class LatentCoder:
             self._handles[ndim] = _kernel().make_tables(
                 t.channels, t.modes, p.freq.shape[2], ndim, t.max_symbol, p.order, p.radius,
                 p.freq, p.tail, p.cost, p.tail_cost, p.lut, p.lut_len, p.freq.shape[3],
-                p.tail.shape[2], p.lut.shape[1])
+                p.tail.shape[2], p.lut.shape[1], t.neighbour_weight)
         return self._handles[ndim]
 
     def __getstate__(self) -> dict:

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..quality import is_floor
 from . import predict
-from .context import Contexts, bins, fit_thresholds, lookup_table
+from .context import Contexts, bins, causal_sum, fit_thresholds, lookup_table
 
 PRECISION = 16
 
@@ -47,6 +47,7 @@ def code_length(counts: np.ndarray, freq: np.ndarray, precision: int = PRECISION
 
 
 CONTEXTS = 16  # tables per (latent channel, prediction mode) in the predictive model
+CAUSAL_WEIGHT = 8  # the contextual model's weight of same-channel causal neighbours
 ESCAPE = 15  # core alphabet radius: larger residuals are an escape symbol plus a tail symbol
 
 
@@ -102,7 +103,10 @@ class EntropyTables:
     predictive 2D, 2 for 1D, only RAW for the histogram model); the encoder picks one per
     stream and channel. Each table covers the core alphabet (see :func:`split_escapes`);
     ``tails[c][m]`` codes the magnitude of escaped residuals (empty when nothing escapes).
-    Small core alphabets keep the decoder's table search short.
+    Small core alphabets keep the decoder's table search short. ``neighbour_weight`` > 0 is
+    the contextual model: a symbol's context is then looked up from its box energy plus
+    that weight times :func:`~walloc_io.entropy.context.causal_sum` of the channel's own
+    residual magnitudes (0: the predictive or histogram model of format 2).
     """
 
     max_symbol: int
@@ -111,6 +115,7 @@ class EntropyTables:
     order: tuple[int, ...] = ()
     precision: int = PRECISION
     tails: tuple[tuple[np.ndarray, ...], ...] = ()
+    neighbour_weight: int = 0
     _models: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -225,6 +230,8 @@ class EntropyTables:
                 arrays[f"freq{c}_{m}"] = np.stack(per_mode).astype("<i4")
                 if self.tails[c][m].size:
                     arrays[f"tail{c}_{m}"] = self.tails[c][m].astype("<i4")
+        if self.neighbour_weight:  # absent for format 2's models: their digests stay
+            arrays["nbw"] = np.array([self.neighbour_weight], dtype="<i4")
         return arrays
 
     def to_bytes(self) -> bytes:
@@ -255,13 +262,16 @@ class EntropyTables:
             empty = np.zeros(0, np.int32)
             tails = tuple(tuple(z[f"tail{c}_{m}"].astype(np.int32) if f"tail{c}_{m}" in z else empty
                                 for m in range(modes)) for c in range(channels))
-        tables = cls(max_symbol, freqs, thresholds, order, precision, tails)
+            weight = int(z["nbw"][0]) if "nbw" in z.files else 0
+        tables = cls(max_symbol, freqs, thresholds, order, precision, tails, weight)
         tables.validate()
         return tables
 
     def validate(self) -> None:
         if sorted(self.order) != list(range(self.channels)):
             raise ValueError("channel order is not a permutation")
+        if not 0 <= self.neighbour_weight <= 256:
+            raise ValueError(f"neighbour weight {self.neighbour_weight} out of range 0..256")
         for c in range(self.channels):
             if len(self.frequencies[c]) != self.modes:
                 raise ValueError(f"channel {c} offers a different number of modes")
@@ -279,7 +289,7 @@ class EntropyTables:
 
 def fit_tables(
     latents: list[np.ndarray], max_symbol: int, predictive: bool, precision: int = PRECISION,
-    contexts: int = CONTEXTS,
+    contexts: int = CONTEXTS, neighbour_weight: int = 0,
 ) -> EntropyTables:
     """Freeze tables from training latents (integer arrays ``(C, *signal)``).
 
@@ -287,7 +297,11 @@ def fit_tables(
     prediction mode gets ``contexts`` energy-context tables, fitted on the training items
     for which that mode is the cheapest (as the encoder will choose per stream).
     Otherwise: raw symbols, one table per channel (the plain histogram model).
+    ``neighbour_weight`` > 0 (predictive only): the contextual model, whose contexts also
+    see the channel's own causal neighbours (see :class:`EntropyTables`).
     """
+    if neighbour_weight and not predictive:
+        raise ValueError("the contextual model is predictive: neighbour_weight needs predictive")
     channels, ndim = latents[0].shape[0], latents[0].ndim - 1
     modes = predict.modes_for(ndim, predictive)
     if not predictive:
@@ -307,9 +321,16 @@ def fit_tables(
     state = [Contexts(x.shape[1:]) for x in latents]
     for c in order:
         energies = [s.energy() for s in state]
-        thresholds[c] = fit_thresholds(energies, contexts)
+        if neighbour_weight:  # per item and mode: the energy that mode's contexts see
+            mixed = [[(e + neighbour_weight * causal_sum(np.abs(r))) for r in item[c]]
+                     for e, item in zip(energies, residuals)]
+            thresholds[c] = fit_thresholds([m[chosen[i][c]] for i, m in enumerate(mixed)],
+                                           contexts)
+        else:
+            thresholds[c] = fit_thresholds(energies, contexts)
         lut = lookup_table(thresholds[c])
-        ks = [bins(energy, lut).ravel() for energy in energies]
+        ks_by_mode = ([[bins(m, lut).ravel() for m in per] for per in mixed] if neighbour_weight
+                      else [[bins(energy, lut).ravel()] * len(modes) for energy in energies])
         per_mode: list[tuple[np.ndarray, ...]] = []
         per_tail: list[np.ndarray] = []
         for m, mode in enumerate(modes):
@@ -320,7 +341,7 @@ def fit_tables(
             tail_counts = np.zeros(radius - e, dtype=np.int64)
             for i in users:
                 core, tail = split_escapes(residuals[i][c][m].ravel(), radius)
-                np.add.at(counts, (ks[i], core), 1)
+                np.add.at(counts, (ks_by_mode[i][m], core), 1)
                 tail_counts += np.bincount(tail, minlength=radius - e)
             per_mode.append(tuple(quantise_counts(row, precision) for row in counts))
             per_tail.append(quantise_counts(tail_counts, precision) if e < radius
@@ -331,7 +352,17 @@ def fit_tables(
     by_channel = range(channels)
     return EntropyTables(max_symbol, tuple(freqs[c] for c in by_channel),
                          tuple(thresholds[c] for c in by_channel), order, precision,
-                         tuple(tails[c] for c in by_channel))
+                         tuple(tails[c] for c in by_channel), neighbour_weight)
+
+
+def fit_model_tables(latents: list[np.ndarray], max_symbol: int, entropy_model: str,
+                     neighbour_weight: int = CAUSAL_WEIGHT) -> EntropyTables:
+    """:func:`fit_tables` for a codec's ``entropy_model`` (see
+    :class:`~walloc_io.config.CodecConfig`); ``neighbour_weight``: the contextual model's."""
+    if entropy_model not in ("histogram", "predictive", "contextual"):
+        raise ValueError(f"unknown entropy model {entropy_model!r}")
+    return fit_tables(latents, max_symbol, predictive=entropy_model != "histogram",
+                      neighbour_weight=neighbour_weight if entropy_model == "contextual" else 0)
 
 
 def _entropy(r: np.ndarray) -> float:

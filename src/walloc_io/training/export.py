@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..entropy import EntropyTables, fit_tables
+from ..entropy import EntropyTables, fit_model_tables
+from ..entropy.tables import CAUSAL_WEIGHT
 from ..model import WallocModel
 from ..presets.directory import save_codec_dir
 from .data import to_unit
@@ -33,11 +34,12 @@ def training_latents(model: WallocModel, signals: list[np.ndarray], step: float 
     return out
 
 
-def fit_ladder(model: WallocModel, signals: list[np.ndarray], rungs: tuple[int, ...] | None = None
-               ) -> dict[int, EntropyTables]:
+def fit_ladder(model: WallocModel, signals: list[np.ndarray], rungs: tuple[int, ...] | None = None,
+               neighbour_weight: int = CAUSAL_WEIGHT) -> dict[int, EntropyTables]:
     """Tables of every quality rung but the design point's (those are ``tables.npz``),
     fitted on the training signals' latents at the rung's step: the knob's rungs and the
-    floor rungs above 100 (``rungs``: only these)."""
+    floor rungs above 100 (``rungs``: only these; ``neighbour_weight``: the contextual
+    model's)."""
     from .. import quality
 
     model = model.eval()
@@ -46,14 +48,15 @@ def fit_ladder(model: WallocModel, signals: list[np.ndarray], rungs: tuple[int, 
         if q == quality.DESIGN:
             continue
         latents = training_latents(model, signals, quality.step(q))
-        ladder[q] = fit_tables(latents, model.max_symbol(quality.step(q)),
-                               predictive=cfg.entropy_model == "predictive")
+        ladder[q] = fit_model_tables(latents, model.max_symbol(quality.step(q)),
+                                     cfg.entropy_model, neighbour_weight)
     return ladder
 
 
 def export_codec(
     model: WallocModel, train_images: list[np.ndarray], out: str | Path,
     train_log: Path | None = None, rate_floor: float = 0.0, extra: dict | None = None,
+    neighbour_weight: int = CAUSAL_WEIGHT,
 ) -> Path:
     """Fit the tables and the quality ladder on ``train_images`` and write the codec
     directory (``rate_floor``: the default quality's floor, bits per latent; ``extra``:
@@ -61,11 +64,12 @@ def export_codec(
     model = model.eval()
     latents = training_latents(model, train_images)
     cfg = model.config
-    tables = fit_tables(latents, model.max_symbol(), predictive=cfg.entropy_model == "predictive")
+    tables = fit_model_tables(latents, model.max_symbol(), cfg.entropy_model, neighbour_weight)
     extra = {**(extra or {}), **({"training": _last_validation(train_log)} if train_log else {})}
     if rate_floor:
         extra["rate_floor"] = rate_floor
-    return save_codec_dir(model, tables, out, extra, ladder=fit_ladder(model, train_images))
+    return save_codec_dir(model, tables, out, extra,
+                          ladder=fit_ladder(model, train_images, neighbour_weight=neighbour_weight))
 
 
 def _last_validation(log: Path) -> dict:

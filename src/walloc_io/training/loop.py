@@ -157,7 +157,7 @@ class Trainer:
         entropy coder really spends on them (``val_coded_bpp``: tables fitted on these
         latents, so slightly optimistic, but the context coder's rate, not the proxy's).
         Their ratio calibrates the proxy that steers lambda towards ``target_bpp``."""
-        from ..entropy import LatentCoder, fit_tables
+        from ..entropy import LatentCoder, fit_model_tables
 
         self.model.eval()
         mses, bpps, latents = [], [], []
@@ -168,8 +168,8 @@ class Trainer:
             bpps.append(out.bits.item() / math.prod(x.shape[2:]))
             latents.append(self.model.encode_latents(x)[0].cpu().numpy())
         cfg = self.config
-        coder = LatentCoder(fit_tables(latents, self.model.max_symbol(),
-                                       predictive=cfg.entropy_model == "predictive"))
+        coder = LatentCoder(fit_model_tables(latents, self.model.max_symbol(),
+                                             cfg.entropy_model))
         coded = float(np.mean([8 * len(coder.encode(z)) / math.prod(x.shape[2:])
                                for z, x in zip(latents, self.val)]))
         proxy = float(np.mean(bpps))
