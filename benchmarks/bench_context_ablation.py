@@ -84,7 +84,10 @@ def ideal_bytes(codec, train: list, val: list, weight: float | None,
                 rule: str = "checkerboard") -> float:
     tables, nd = codec.tables, train[0].ndim - 1
     modes = predict.modes_for(nd, True)
-    radius = predict.alphabet_radius(modes[-1], tables.max_symbol)
+    # the default quality may be a floor rung (a finer step than the design point's tables)
+    radius = max(predict.alphabet_radius(modes[-1], tables.max_symbol),
+                 *(int(np.abs(predict.residual(x[c], m)).max()) for xs in (train, val)
+                   for x in xs for c in range(x.shape[0]) for m in modes))
     split = {"train": train, "val": val}
     chosen = {s: [[int(np.argmin([entropy(predict.residual(x[c], m)) for m in modes]))
                    for c in range(x.shape[0])] for x in xs] for s, xs in split.items()}
@@ -145,7 +148,8 @@ def main() -> None:
     lines = [f"# Context ablation: `{args.codec}`, ideal bytes per held-out item", "",
              f"Command: `python benchmarks/bench_context_ablation.py {args.codec} --train "
              f"{args.train} --val {args.val} --limit {args.limit} --weights "
-             f"{' '.join(f'{w:g}' for w in args.weights)} --rules {' '.join(args.rules)}`; {len(train)} training items, "
+             f"{' '.join(f'{w:g}' for w in args.weights)} "
+             f"--rules {' '.join(args.rules)}`; {len(train)} training items, "
              f"{len(val)} held-out items.", "",
              "| context model | ideal bytes per item | vs base |", "|---|---|---|"]
     lines += [f"| {name} | {b:.0f} | {b / base:.3f} |" for name, b in rows]

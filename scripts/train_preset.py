@@ -29,6 +29,15 @@ fingerprint); the previous one moves to ``versions/`` so its streams keep decodi
 
     python scripts/train_preset.py rgb-4x --data data/images --allocate
 
+``--contextual W`` refits the tables and ladder of the shipped model under the contextual
+entropy model (contexts that also see each channel's causal neighbours, weight ``W``; see
+``walloc_io.entropy.context.causal_sum``): same weights, a new version, the previous one kept
+in ``versions/`` (its weights shared by reference). ``--table-every K`` fits on every K-th
+training item only (the tables need far fewer symbols than training does; it bounds memory):
+
+    python scripts/train_preset.py stereo-20x --data data/audio-wide/stereo --contextual 8 \
+        --table-every 2
+
 ``--fine-tune`` then continues that allocated model with its :data:`AFTER_ALLOCATION` phase
 (the decoder learns the new per-channel noise; variable-rate training for the ladder) in
 ``WORKDIR`` (resumable) and writes the result over the preset, tables and ladder refitted:
@@ -192,6 +201,11 @@ def main() -> None:
     parser.add_argument("--fine-tune", action="store_true",
                         help="continue the preset's allocated model with its AFTER_ALLOCATION "
                         "phase and write the result over the preset")
+    parser.add_argument("--contextual", type=int, metavar="W",
+                        help="refit the existing codec directory's tables and ladder under the "
+                        "contextual entropy model with neighbour weight W (a new version)")
+    parser.add_argument("--table-every", type=int, default=1, metavar="K",
+                        help="with --contextual: fit on every K-th training item")
     parser.add_argument("--from-version", metavar="FP",
                         help="start WORKDIR's checkpoint from the preset's model FP (a kept "
                         "version, by fingerprint prefix) at the end of its phases, then run "
@@ -203,6 +217,9 @@ def main() -> None:
         return _ladder_only(out, _load(args.data / "train", config), args.floor_rungs)
     if args.allocate:
         return _allocate(out, _load(args.data / "train", config))
+    if args.contextual:
+        return _contextual(out, _load(args.data / "train", config)[::args.table_every],
+                           args.contextual, args.table_every)
     if args.until:
         phases = [p for p in phases if p.steps <= args.until]
     workdir = args.workdir or Path("runs") / args.preset
@@ -357,6 +374,27 @@ def _allocate(directory: Path, train) -> None:
     path = export_codec(allocated(model, gains), train, directory,
                         rate_floor=manifest.get("rate_floor", 0.0), extra=extra)
     print(f"wrote {path}: rate allocation on {fp[:8]}", file=sys.stderr)
+
+
+def _contextual(directory: Path, train, weight: int, every: int) -> None:
+    import json
+
+    from walloc_io.model import WallocModel
+    from walloc_io.presets.directory import load_codec_dir
+    from walloc_io.training.export import export_codec
+
+    model, _, fp = load_codec_dir(directory)
+    if model.config.entropy_model == "contextual":
+        raise SystemExit(f"{directory} ({fp[:8]}) already uses the contextual model")
+    refit = WallocModel(replace(model.config, entropy_model="contextual"))
+    refit.load_state_dict(model.state_dict())
+    manifest = json.loads((directory / "manifest.json").read_text())
+    extra = {k: v for k, v in manifest.items() if k in ("training", "allocation")}
+    extra["entropy"] = {"from": fp[:8], "model": "contextual", "neighbour_weight": weight,
+                        "table_items": len(train), "table_every": every}
+    path = export_codec(refit.eval(), train, directory, rate_floor=manifest.get("rate_floor", 0.0),
+                        extra=extra, neighbour_weight=weight)
+    print(f"wrote {path}: contextual tables (weight {weight}) on {fp[:8]}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from walloc_io.config import CodecConfig
-from walloc_io.entropy import fit_tables
+from walloc_io.entropy import fit_model_tables
 from walloc_io.model import WallocModel
 from walloc_io.presets.directory import save_codec_dir
 from walloc_io.training.export import training_latents
@@ -39,7 +39,7 @@ def build_codec_dir(config: CodecConfig, images: list[np.ndarray], out) -> str:
     batches = [torch.from_numpy(np.stack(images)).float() / 255 - 0.5]
     pca_initialise(model, batches)
     latents = training_latents(model.eval(), images)
-    tables = fit_tables(latents, config.max_symbol, predictive=True)
+    tables = fit_model_tables(latents, config.max_symbol, config.entropy_model)
     return str(save_codec_dir(model, tables, out))
 
 

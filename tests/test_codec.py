@@ -150,3 +150,27 @@ def test_cuda_request_without_cuda_falls_back(tiny_dir):
     with pytest.warns(RuntimeWarning, match="CUDA requested"):
         codec = walloc_io.load_codec(tiny_dir, device="cuda")
     assert codec.device.type == "cpu"
+
+
+def test_contextual_entropy_model_codes_the_same_latents(tiny, images, tmp_path):
+    """The contextual model changes the words, never the latents: same weights, same
+    decoded signal, a stream that says which model coded it, and one codec's streams are
+    refused by the other."""
+    from dataclasses import replace
+
+    import walloc_io
+    from walloc_io.bitstream import read_header
+
+    from .conftest import TINY, build_codec_dir, smooth_images
+
+    ctx = walloc_io.load_codec(build_codec_dir(replace(TINY, entropy_model="contextual"),
+                                               smooth_images(16), tmp_path / "ctx"), device="cpu")
+    assert ctx.tables.neighbour_weight > 0 and tiny.tables.neighbour_weight == 0
+    for x in images:
+        a, b = tiny.encode(x), ctx.encode(x)
+        assert read_header(b).entropy_model == "contextual"
+        assert read_header(a).entropy_model == "predictive"
+        np.testing.assert_array_equal(ctx.decode_latents(b), tiny.decode_latents(a))
+        np.testing.assert_array_equal(ctx.decode(b), tiny.decode(a))
+    with pytest.raises(walloc_io.WallocError):
+        ctx.decode(tiny.encode(images[0]))

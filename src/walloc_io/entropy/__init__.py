@@ -14,6 +14,7 @@ from .tables import (
     save_ladder,
 )
 
-__all__ = ["EntropyTables", "LatentCoder", "fit_model_tables", "fit_tables", "format1", "ladder_id", "ladder_ids",
+__all__ = ["EntropyTables", "LatentCoder", "fit_model_tables",
+           "fit_tables", "format1", "ladder_id", "ladder_ids",
            "load_ladder",
            "quantise_counts", "save_ladder"]

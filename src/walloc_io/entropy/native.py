@@ -13,7 +13,8 @@ symbols) with two changes that make it a tight scalar loop: symbols are coded in
 order inside a channel (format 1 grouped them by context for vectorised constriction
 calls) and each escape's tail symbol follows it at once. Tables with a
 ``neighbour_weight`` (the ``"contextual"`` entropy model) also condition each symbol on
-its causal neighbours in the same channel (see :func:`~walloc_io.entropy.context.causal_sum`). The coder is rANS with two
+its causal neighbours in the same channel
+(see :func:`~walloc_io.entropy.context.causal_sum`). The coder is rANS with two
 interleaved 32-bit states, 16-bit words and the tables' own 16-bit precision.
 """
 
