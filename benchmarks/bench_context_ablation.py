@@ -9,7 +9,7 @@ models fitted on training latents, before building either into the bitstream.
                 (already decoded) anchor neighbours in the same channel;
   causal        one pass in raster order (as the native coder decodes): base's energy plus
                 ``w`` x the summed magnitude of the causal neighbours in the same channel
-                (``t-1, t-2``; left, up-left, up, up-right).
+                (``t-1 .. t-8``; left, up-left, up, up-right).
 
 All use 16 contexts, the shipped prediction modes (cheapest per item and channel) and
 16-bit quantised tables fitted on ``--train`` items; figures are ideal bytes per held-out
@@ -29,7 +29,7 @@ from report import emit
 
 from walloc_io import load_codec
 from walloc_io.entropy import predict
-from walloc_io.entropy.context import Contexts, bins, fit_thresholds, lookup_table
+from walloc_io.entropy.context import Contexts, bins, causal_sum, fit_thresholds, lookup_table
 from walloc_io.entropy.tables import PRECISION, quantise_counts
 from walloc_io.evaluation import items as _items
 
@@ -72,12 +72,8 @@ def neighbours(a: np.ndarray) -> np.ndarray:
 
 
 def causal(a: np.ndarray) -> np.ndarray:
-    """Sum over the causal neighbours in raster order, zero outside: ``t-1, t-2`` (1D) or
-    left, up-left, up, up-right (2D): what a sequential decoder knows of this channel."""
-    p = np.pad(a, 2) if a.ndim == 1 else np.pad(a, 1)
-    if a.ndim == 1:
-        return p[1:-3] + p[:-4]
-    return p[1:-1, :-2] + p[:-2, :-2] + p[:-2, 1:-1] + p[:-2, 2:]
+    """The contextual model's causal neighbours (``t-1 .. t-8``; left, up-left, up, up-right)."""
+    return causal_sum(a)
 
 
 def ideal_bytes(codec, train: list, val: list, weight: float | None,

@@ -18,7 +18,7 @@
  * The contextual model (tables with a neighbour weight nbw > 0, entropy model "contextual")
  * adds the channel's own decoded neighbours: a symbol's context is the lookup of
  * box energy + nbw * (sum of the residual magnitudes of its causal neighbours in the same
- * channel: t-1 and t-2 in 1D; left, up-left, up and up-right in 2D, zero outside). The
+ * channel: t-1 .. t-8 in 1D; left, up-left, up and up-right in 2D, zero outside). The
  * encoder chooses each channel's mode with the contexts that mode's residuals give.
  * The Python reference in walloc_io/entropy/native.py
  * documents the same procedure in numpy terms and is tested to give the same words.
@@ -354,12 +354,14 @@ ALWAYS_INLINE int decode_channel(Dec *d, const Channel *ch, const int mode, cons
     return d->bad ? E_WORDS : OK;
 }
 
-/* The causal same-channel neighbour sum of the contextual model at (i, j), from the
- * magnitudes `mi` (this row, decoded up to j) and `mup` (the row above, zeros for row 0);
- * `ml`, `ml2`: the magnitudes at j - 1 and j - 2 of this row. */
-ALWAYS_INLINE int32_t neighbours(const int nd, const int32_t *mup, int32_t ml, int32_t ml2,
+#define TAPS_1D 8 /* the contextual model's causal window in 1D: t-1 .. t-8 */
+
+/* The causal same-channel neighbour sum of the contextual model at (i, j): in 1D `win`,
+ * the running sum of the last TAPS_1D magnitudes; in 2D left (`ml`) plus up-left, up and
+ * up-right from `mup` (the row above, zeros for row 0). */
+ALWAYS_INLINE int32_t neighbours(const int nd, const int32_t *mup, int32_t ml, int32_t win,
                                  int j, int w) {
-    if (nd == 1) return ml + ml2;
+    if (nd == 1) return win;
     return ml + (j ? mup[j - 1] : 0) + mup[j] + (j + 1 < w ? mup[j + 1] : 0);
 }
 
@@ -373,9 +375,9 @@ ALWAYS_INLINE int decode_channel_ctx(Dec *d, const Channel *ch, const int mode, 
         const int32_t *mup = i ? mag + (size_t)(i - 1) * w : zeros;
         int32_t *xi = x + (size_t)i * w, *ti = total + (size_t)i * w, *mi = mag + (size_t)i * w;
         const int32_t *ei = en + (size_t)i * w;
-        int32_t left = 0, ul = 0, ml = 0, ml2 = 0;
+        int32_t left = 0, ul = 0, ml = 0, win = 0;
         for (int j = 0; j < w; j++) {
-            const int32_t energy = ei[j] + nbw * neighbours(nd, mup, ml, ml2, j, w);
+            const int32_t energy = ei[j] + nbw * neighbours(nd, mup, ml, win, j, w);
             const int kk = lut[energy < top ? energy : top];
             int32_t s = (int32_t)dec_sym(d, ch->cum + (size_t)kk * (stride + 1),
                                          ch->bucket + ((size_t)kk << (PREC - BUCKET_SHIFT)));
@@ -393,7 +395,10 @@ ALWAYS_INLINE int decode_channel_ctx(Dec *d, const Channel *ch, const int mode, 
             const int32_t a = v < 0 ? -v : v;
             ti[j] += a;
             mi[j] = a;
-            ml2 = ml;
+            if (nd == 1) {
+                win += a;
+                if (j >= TAPS_1D) win -= mi[j - TAPS_1D];
+            }
             ml = a;
             ul = u;
             left = val;
@@ -614,16 +619,19 @@ static int64_t ctx_mode_cost(const Tables *t, int c, int m, const int32_t *x, co
         const int32_t *mup = i ? mag + (size_t)(i - 1) * w : zeros, *ei = en + (size_t)i * w;
         int32_t *mi = mag + (size_t)i * w;
         uint8_t *ki = k + (size_t)i * w;
-        int32_t left = 0, ul = 0, ml = 0, ml2 = 0;
+        int32_t left = 0, ul = 0, ml = 0, win = 0;
         for (int j = 0; j < w; j++) {
             const int32_t u = up[j], v = xi[j] - predicted(m, left, u, ul);
-            const int32_t energy = ei[j] + nbw * neighbours(t->ndim, mup, ml, ml2, j, w);
+            const int32_t energy = ei[j] + nbw * neighbours(t->ndim, mup, ml, win, j, w);
             const int kk = lut[energy < top ? energy : top];
             ki[j] = (uint8_t)kk;
             bits += cost[(size_t)kk * F + v];
             const int32_t a = v < 0 ? -v : v;
             mi[j] = a;
-            ml2 = ml;
+            if (t->ndim == 1) {
+                win += a;
+                if (j >= TAPS_1D) win -= mi[j - TAPS_1D];
+            }
             ml = a;
             ul = u;
             left = xi[j];

@@ -27,15 +27,19 @@ def local_energy(magnitude: np.ndarray) -> np.ndarray:
     return state.energy()
 
 
+TAPS_1D = 8  # the contextual model's causal window along a 1-D channel
+
+
 def causal_sum(magnitude: np.ndarray) -> np.ndarray:
     """Sum over each position's causal neighbours in raster order (zero outside), int64:
-    ``t-1, t-2`` for 1D, left, up-left, up and up-right for 2D. What a sequential decoder
-    knows of the channel it is decoding; the contextual model adds ``neighbour_weight``
-    times this to the box energy before the threshold lookup."""
+    ``t-1 .. t-8`` for 1D (:data:`TAPS_1D`; an audio envelope moves slowly), left, up-left,
+    up and up-right for 2D. What a sequential decoder knows of the channel it is decoding;
+    the contextual model adds ``neighbour_weight`` times this to the box energy before the
+    threshold lookup."""
     a = np.asarray(magnitude, dtype=np.int64)
     if a.ndim == 1:
-        p = np.pad(a, 2)
-        return p[1:-3] + p[:-4]
+        p, n = np.pad(a, (TAPS_1D, 0)), a.size
+        return sum(p[TAPS_1D - i:TAPS_1D - i + n] for i in range(1, TAPS_1D + 1))
     p = np.pad(a, 1)
     return p[1:-1, :-2] + p[:-2, :-2] + p[:-2, 1:-1] + p[:-2, 2:]
 

@@ -39,8 +39,14 @@ def _mode_model(tables: EntropyTables):
                                                  perfect=False)
 
 
+def _format1_tables(tables: EntropyTables) -> None:
+    if tables.neighbour_weight:  # format 1 predates the contextual model (0.8)
+        raise BitstreamError("format 1 streams have no contextual entropy model")
+
+
 def encode(latents: np.ndarray, tables: EntropyTables) -> bytes:
     """``(C, *signal)`` integer latents -> little-endian uint32 words as bytes."""
+    _format1_tables(tables)
     import constriction
 
     state, pushes, modes = Contexts(latents.shape[1:]), [], []
@@ -73,6 +79,7 @@ def decode(payload: bytes, shape: tuple[int, ...], tables: EntropyTables) -> np.
     """Inverse of :func:`encode` for latents of ``shape`` = ``(C, *signal)``."""
     import constriction
 
+    _format1_tables(tables)
     if len(payload) % 4:
         raise BitstreamError(f"payload of {len(payload)} bytes is not a whole number of words")
     if shape[0] != tables.channels:
