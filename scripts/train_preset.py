@@ -171,7 +171,9 @@ PRESETS = {
 # ``scripts/rate_floor_sweep.py`` on validation content only (the training packages' ``val``
 # photos, the ``unseen`` scikit-image/-learn photos and synthetic smooth gradients; for
 # mono-16x the ``val`` clips), never on the held-out set the figures are reported on.
-RATE_FLOORS = {"rgb-16x": 1.75, "rgb-4x": 1.5, "gray-16x": 2.25, "mono-16x": 4.75}
+# The contextual entropy model (0.8) codes the same latents in fewer bits, so its floors were
+# swept again: rgb-16x 1.75 -> 1.25, rgb-4x 1.5 -> 1.25, gray-16x 2.25 -> 1.75.
+RATE_FLOORS = {"rgb-16x": 1.25, "rgb-4x": 1.25, "gray-16x": 1.75, "mono-16x": 4.75}
 
 
 def _load(folder: Path, config: CodecConfig) -> list:

@@ -241,3 +241,51 @@ def test_golden_audio_streams_of_replaced_versions_decode(name):
     assert decoded.dtype == np.int16 and decoded.shape == x.shape
     assert np.abs(decoded.astype(np.int64) - expected["decoded"]).max() <= 1
     assert snr(x, decoded) > 12  # 15.28 dB (mono) and 14.50 dB (stereo) when written
+
+
+# -- the contextual entropy model (walloc-io 0.8: rgb-16x version 4, contexts that see each
+# channel's causal neighbours; written once, never regenerated) ---------------------------
+CONTEXTUAL = GOLDEN_ROOT / "format3-contextual"
+CONTEXTUAL_FINGERPRINTS = {"rgb-16x": "74b8f14046cd82cf382d06e12d73f854"}
+
+
+def contextual_inputs() -> dict[str, tuple[str, np.ndarray, int | None, int | None]]:
+    """name -> (preset, signal, sample rate, quality)."""
+    image = read_signal(files("walloc_io").joinpath("samples", "kleiber.png")).data
+    return {"rgb16x_uint8_128x192_q50": ("rgb-16x", np.ascontiguousarray(image[:, 32:160, 64:256]),
+                                         None, 50),
+            "rgb16x_uint8_256x256_q90": ("rgb-16x", np.ascontiguousarray(image[:, :256, 128:384]),
+                                         None, 90)}
+
+
+def write_contextual_golden(names=None) -> None:
+    """Called by hand once per fixture: ``python -c 'from tests.test_golden import *;
+    write_contextual_golden()'``."""
+    CONTEXTUAL.mkdir(exist_ok=True)
+    for name, (preset, x, rate, q) in contextual_inputs().items():
+        if names and name not in names:
+            continue
+        codec = walloc_io.load_codec(preset, device="cpu",
+                                     fingerprint=CONTEXTUAL_FINGERPRINTS[preset])
+        blob = codec.encode(x, sample_rate=rate or 0, quality=q)
+        (CONTEXTUAL / f"{name}.wlc").write_bytes(blob)
+        np.savez_compressed(CONTEXTUAL / f"{name}.npz", latents=codec.decode_latents(blob),
+                            decoded=codec.decode(blob))
+
+
+@pytest.mark.parametrize("name", sorted(contextual_inputs()))
+def test_golden_contextual_streams_decode(name):
+    preset, x, rate, q = contextual_inputs()[name]
+    blob = (CONTEXTUAL / f"{name}.wlc").read_bytes()
+    header = walloc_io.read_header(blob)
+    assert header.fingerprint.startswith(CONTEXTUAL_FINGERPRINTS[preset])
+    assert header.entropy_model == "contextual"
+    assert header.quality == (None if q == 50 else q)  # the design point records none
+    codec = walloc_io.load_codec(preset, device="cpu", fingerprint=header.fingerprint)
+    expected = np.load(CONTEXTUAL / f"{name}.npz")
+    np.testing.assert_array_equal(codec.decode_latents(blob), expected["latents"])
+    decoded = codec.decode(blob)
+    assert decoded.shape == x.shape
+    assert np.abs(decoded.astype(np.int64) - expected["decoded"]).max() <= 1
+    # the encoder still writes these words
+    assert codec.encode(x, sample_rate=rate or 0, quality=q) == blob
