@@ -243,19 +243,23 @@ def test_golden_audio_streams_of_replaced_versions_decode(name):
     assert snr(x, decoded) > 12  # 15.28 dB (mono) and 14.50 dB (stereo) when written
 
 
-# -- the contextual entropy model (walloc-io 0.8: rgb-16x version 4, contexts that see each
-# channel's causal neighbours; written once, never regenerated) ---------------------------
+# -- the contextual entropy model (walloc-io 0.8: rgb-16x version 4 and stereo-20x version 3,
+# contexts that see each channel's causal neighbours; written once, never regenerated) -----
 CONTEXTUAL = GOLDEN_ROOT / "format3-contextual"
-CONTEXTUAL_FINGERPRINTS = {"rgb-16x": "74b8f14046cd82cf382d06e12d73f854"}
+CONTEXTUAL_FINGERPRINTS = {"rgb-16x": "74b8f14046cd82cf382d06e12d73f854",
+                           "stereo-20x": "53a55c55d2da4a2fe1daaf1efabeb705"}
 
 
 def contextual_inputs() -> dict[str, tuple[str, np.ndarray, int | None, int | None]]:
     """name -> (preset, signal, sample rate, quality)."""
     image = read_signal(files("walloc_io").joinpath("samples", "kleiber.png")).data
+    clip = read_signal(files("walloc_io").joinpath("samples", "heroes_rite.flac"))
+    audio = (clip.sample_rate, np.ascontiguousarray(clip.data))
     return {"rgb16x_uint8_128x192_q50": ("rgb-16x", np.ascontiguousarray(image[:, 32:160, 64:256]),
                                          None, 50),
             "rgb16x_uint8_256x256_q90": ("rgb-16x", np.ascontiguousarray(image[:, :256, 128:384]),
-                                         None, 90)}
+                                         None, 90),
+            "stereo20x_1s_q35": ("stereo-20x", audio[1][:, audio[0]:2 * audio[0]], audio[0], 35)}
 
 
 def write_contextual_golden(names=None) -> None:
