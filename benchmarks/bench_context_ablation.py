@@ -136,7 +136,7 @@ def main() -> None:
     codec = load_codec(args.codec, device="cpu")
     train, val = latents(codec, args.train, args.limit), latents(codec, args.val, None)
     base = ideal_bytes(codec, train, val, None)
-    rows = [("base (shipped)", base)]
+    rows = [("base (predictive, format 2)", base)]
     for rule in args.rules:
         for w in args.weights:
             rows.append((f"{rule}, w = {w:g}", ideal_bytes(codec, train, val, w, rule)))
