@@ -374,10 +374,12 @@ ALWAYS_INLINE int decode_channel_ctx(Dec *d, const Channel *ch, const int mode, 
         const int32_t *up = i ? x + (size_t)(i - 1) * w : zeros;
         const int32_t *mup = i ? mag + (size_t)(i - 1) * w : zeros;
         int32_t *xi = x + (size_t)i * w, *ti = total + (size_t)i * w, *mi = mag + (size_t)i * w;
-        const int32_t *ei = en + (size_t)i * w;
+        int32_t *ei = en + (size_t)i * w;
+        if (nd == 2 && i) /* the row above is decoded: fold its part in before the row */
+            for (int j = 0; j < w; j++) ei[j] += nbw * neighbours(2, mup, 0, 0, j, w);
         int32_t left = 0, ul = 0, ml = 0, win = 0;
         for (int j = 0; j < w; j++) {
-            const int32_t energy = ei[j] + nbw * neighbours(nd, mup, ml, win, j, w);
+            const int32_t energy = ei[j] + nbw * (nd == 1 ? win : ml);
             const int kk = lut[energy < top ? energy : top];
             int32_t s = (int32_t)dec_sym(d, ch->cum + (size_t)kk * (stride + 1),
                                          ch->bucket + ((size_t)kk << (PREC - BUCKET_SHIFT)));
