@@ -105,9 +105,11 @@ def test_unaligned_and_non_bytes_buffers_decode():
     np.testing.assert_array_equal(coder.decode(bytearray(words), x.shape), x)
 
 
-def test_corrupt_payloads_raise_and_never_crash():
+@pytest.mark.parametrize("weight", [0, 8], ids=["predictive", "contextual"])
+def test_corrupt_payloads_raise_and_never_crash(weight):
     x = random_walk((3, 8, 12), seed=6)
-    coder = LatentCoder(fit_tables([x, random_walk((3, 8, 12), seed=7)], 127, predictive=True))
+    coder = LatentCoder(fit_tables([x, random_walk((3, 8, 12), seed=7)], 127, predictive=True,
+                                   neighbour_weight=weight))
     words = coder.encode(x)
     for bad in (b"", words[:1], words[:-1], words[:-2], words + b"\0\0", words[:6]):
         with pytest.raises(BitstreamError, match="corrupt|cannot hold"):
@@ -188,3 +190,24 @@ def test_contextual_tables_round_trip_and_keep_old_digests(tmp_path):
     np.testing.assert_array_equal(LatentCoder(loaded).decode(words, x.shape), x)
     with pytest.raises(ValueError, match="predictive"):
         fit_tables(latents, 127, predictive=False, neighbour_weight=8)
+
+
+def test_corrupt_1d_contextual_payloads_raise_and_never_crash():
+    latents = list(random_walk((4, 3, 200), seed=13, step=9))
+    coder = LatentCoder(fit_tables(latents, 127, predictive=True, neighbour_weight=4))
+    x = latents[0]
+    words = coder.encode(x)
+    rng = np.random.default_rng(1)
+    outcomes = set()
+    for _ in range(300):
+        b = bytearray(words)
+        b[rng.integers(len(b))] ^= 1 << int(rng.integers(8))
+        try:
+            assert np.abs(coder.decode(bytes(b), x.shape)).max() <= 127
+            outcomes.add("decoded")
+        except BitstreamError:
+            outcomes.add("error")
+    assert "error" in outcomes
+    for bad in (words[:-2], words + b"\0\0"):
+        with pytest.raises(BitstreamError):
+            coder.decode(bad, x.shape)
