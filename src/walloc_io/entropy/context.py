@@ -38,8 +38,10 @@ def causal_sum(magnitude: np.ndarray) -> np.ndarray:
     threshold lookup."""
     a = np.asarray(magnitude, dtype=np.int64)
     if a.ndim == 1:
-        p, n = np.pad(a, (TAPS_1D, 0)), a.size
-        return sum(p[TAPS_1D - i:TAPS_1D - i + n] for i in range(1, TAPS_1D + 1))
+        p, n, out = np.pad(a, (TAPS_1D, 0)), a.size, np.zeros_like(a)
+        for i in range(1, TAPS_1D + 1):
+            out += p[TAPS_1D - i:TAPS_1D - i + n]
+        return out
     p = np.pad(a, 1)
     return p[1:-1, :-2] + p[:-2, :-2] + p[:-2, 1:-1] + p[:-2, 2:]
 
