@@ -35,7 +35,7 @@ entropy model (contexts that also see each channel's causal neighbours, weight `
 in ``versions/`` (its weights shared by reference). ``--table-every K`` fits on every K-th
 training item only (the tables need far fewer symbols than training does; it bounds memory):
 
-    python scripts/train_preset.py stereo-20x --data data/audio-wide/stereo --contextual 8 \
+    python scripts/train_preset.py stereo-20x --data data/audio-wide/stereo --contextual 4 \
         --table-every 2
 
 ``--fine-tune`` then continues that allocated model with its :data:`AFTER_ALLOCATION` phase
