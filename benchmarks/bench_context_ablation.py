@@ -71,11 +71,6 @@ def neighbours(a: np.ndarray) -> np.ndarray:
     return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:]
 
 
-def causal(a: np.ndarray) -> np.ndarray:
-    """The contextual model's causal neighbours (``t-1 .. t-8``; left, up-left, up, up-right)."""
-    return causal_sum(a)
-
-
 def ideal_bytes(codec, train: list, val: list, weight: float | None,
                 rule: str = "checkerboard") -> float:
     tables, nd = codec.tables, train[0].ndim - 1
@@ -99,7 +94,7 @@ def ideal_bytes(codec, train: list, val: list, weight: float | None,
                      for s in split}
             bits += cross_entropy(pairs["train"], pairs["val"], radius)
         elif rule == "causal":
-            mixed = {s: [(e + weight * causal(np.abs(r))).astype(np.int64)
+            mixed = {s: [(e + weight * causal_sum(np.abs(r))).astype(np.int64)
                          for e, r in zip(energy[s], res[s])] for s in split}
             lut2 = lookup_table(fit_thresholds(mixed["train"], CONTEXTS))
             pairs = {s: [(bins(m, lut2).ravel(), r.ravel()) for m, r in zip(mixed[s], res[s])]

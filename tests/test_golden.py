@@ -138,12 +138,27 @@ def boundary_inputs() -> dict[str, tuple[np.ndarray, int | None]]:
 def write_golden(folder, inputs: dict[str, tuple[np.ndarray, int | None]], codec) -> None:
     """Called by hand once per fixture folder, e.g. ``python -c 'from tests.test_golden
     import *; write_golden(BOUNDARY, boundary_inputs(), load_codec("rgb-16x"))'``."""
-    folder.mkdir(exist_ok=True)
     for name, (x, q) in inputs.items():
-        blob = codec.encode(x, quality=q)
-        (folder / f"{name}.wlc").write_bytes(blob)
-        np.savez_compressed(folder / f"{name}.npz", latents=codec.decode_latents(blob),
-                            decoded=codec.decode(blob))
+        write_fixture(folder, name, codec, x, q)
+
+
+def write_fixture(folder, name: str, codec, x: np.ndarray, q: int | None, rate: int = 0) -> None:
+    """One fixture: the stream ``codec`` writes for ``x``, its latents and decoded signal."""
+    folder.mkdir(exist_ok=True)
+    blob = codec.encode(x, sample_rate=rate, quality=q)
+    (folder / f"{name}.wlc").write_bytes(blob)
+    np.savez_compressed(folder / f"{name}.npz", latents=codec.decode_latents(blob),
+                        decoded=codec.decode(blob))
+
+
+def decodes_as_written(folder, name: str, codec, blob: bytes) -> np.ndarray:
+    """The fixture's stream decodes to its latents exactly and to its signal within 1 LSB;
+    returns the decoded signal."""
+    expected = np.load(folder / f"{name}.npz")
+    np.testing.assert_array_equal(codec.decode_latents(blob), expected["latents"])
+    decoded = codec.decode(blob)
+    assert np.abs(decoded.astype(np.int64) - expected["decoded"]).max() <= 1
+    return decoded
 
 
 @pytest.mark.parametrize("name", sorted(boundary_inputs()))
@@ -155,10 +170,7 @@ def test_golden_boundary_streams_decode(name):
     assert header.version == 3 and header.boundary is not None
     x, q = boundary_inputs()[name]
     assert (header.quality in codec.floor_rungs) if q is None else header.quality is None
-    expected = np.load(BOUNDARY / f"{name}.npz")
-    np.testing.assert_array_equal(codec.decode_latents(blob), expected["latents"])
-    decoded = codec.decode(blob)
-    assert np.abs(decoded.astype(np.int64) - expected["decoded"]).max() <= 1
+    decoded = decodes_as_written(BOUNDARY, name, codec, blob)
     assert psnr_of(x, decoded) > (27 if q else 44)
 
 
@@ -188,13 +200,10 @@ def test_golden_allocation_streams_decode(name):
     assert header.fingerprint.startswith(ALLOCATION_FINGERPRINT) and codec.config.step_gains
     x, q = allocation_inputs()[name]
     assert header.quality == q
-    expected = np.load(ALLOCATION / f"{name}.npz")
-    np.testing.assert_array_equal(codec.decode_latents(blob), expected["latents"])
-    decoded = codec.decode(blob)
-    assert np.abs(decoded.astype(np.int64) - expected["decoded"]).max() <= 1
+    decodes_as_written(ALLOCATION, name, codec, blob)
     # and the encoder still writes these latents (the C analysis applies the same gains)
     np.testing.assert_array_equal(codec.decode_latents(codec.encode(x, quality=q)),
-                                  expected["latents"])
+                                  np.load(ALLOCATION / f"{name}.npz")["latents"])
 
 
 # -- audio streams of the versions walloc-io 0.7 replaced (mono-16x version 2, stereo-20x
@@ -216,13 +225,9 @@ def audio_inputs() -> dict[str, tuple[str, np.ndarray, int, int | None]]:
 def write_audio_golden() -> None:
     """Called by hand once: ``python -c 'from tests.test_golden import *;
     write_audio_golden()'``, while the replaced versions were still kept."""
-    AUDIO.mkdir(exist_ok=True)
     for name, (preset, x, rate, q) in audio_inputs().items():
         codec = walloc_io.load_codec(preset, device="cpu", fingerprint=AUDIO_FINGERPRINTS[preset])
-        blob = codec.encode(x, sample_rate=rate, quality=q)
-        (AUDIO / f"{name}.wlc").write_bytes(blob)
-        np.savez_compressed(AUDIO / f"{name}.npz", latents=codec.decode_latents(blob),
-                            decoded=codec.decode(blob))
+        write_fixture(AUDIO, name, codec, x, q, rate)
 
 
 @pytest.mark.parametrize("name", sorted(audio_inputs()))
@@ -235,11 +240,8 @@ def test_golden_audio_streams_of_replaced_versions_decode(name):
     assert header.fingerprint.startswith(AUDIO_FINGERPRINTS[preset]) and header.sample_rate == rate
     assert walloc_io.load_codec(preset, device="cpu").fingerprint != header.fingerprint
     codec = walloc_io.load_codec(preset, device="cpu", fingerprint=header.fingerprint)
-    expected = np.load(AUDIO / f"{name}.npz")
-    np.testing.assert_array_equal(codec.decode_latents(blob), expected["latents"])
-    decoded = codec.decode(blob)
+    decoded = decodes_as_written(AUDIO, name, codec, blob)
     assert decoded.dtype == np.int16 and decoded.shape == x.shape
-    assert np.abs(decoded.astype(np.int64) - expected["decoded"]).max() <= 1
     assert snr(x, decoded) > 12  # 15.28 dB (mono) and 14.50 dB (stereo) when written
 
 
@@ -250,31 +252,27 @@ CONTEXTUAL_FINGERPRINTS = {"rgb-16x": "74b8f14046cd82cf382d06e12d73f854",
                            "stereo-20x": "53a55c55d2da4a2fe1daaf1efabeb705"}
 
 
-def contextual_inputs() -> dict[str, tuple[str, np.ndarray, int | None, int | None]]:
+def contextual_inputs() -> dict[str, tuple[str, np.ndarray, int, int | None]]:
     """name -> (preset, signal, sample rate, quality)."""
     image = read_signal(files("walloc_io").joinpath("samples", "kleiber.png")).data
     clip = read_signal(files("walloc_io").joinpath("samples", "heroes_rite.flac"))
     audio = (clip.sample_rate, np.ascontiguousarray(clip.data))
     return {"rgb16x_uint8_128x192_q50": ("rgb-16x", np.ascontiguousarray(image[:, 32:160, 64:256]),
-                                         None, 50),
+                                         0, 50),
             "rgb16x_uint8_256x256_q90": ("rgb-16x", np.ascontiguousarray(image[:, :256, 128:384]),
-                                         None, 90),
+                                         0, 90),
             "stereo20x_1s_q35": ("stereo-20x", audio[1][:, audio[0]:2 * audio[0]], audio[0], 35)}
 
 
 def write_contextual_golden(names=None) -> None:
     """Called by hand once per fixture: ``python -c 'from tests.test_golden import *;
     write_contextual_golden()'``."""
-    CONTEXTUAL.mkdir(exist_ok=True)
     for name, (preset, x, rate, q) in contextual_inputs().items():
         if names and name not in names:
             continue
         codec = walloc_io.load_codec(preset, device="cpu",
                                      fingerprint=CONTEXTUAL_FINGERPRINTS[preset])
-        blob = codec.encode(x, sample_rate=rate or 0, quality=q)
-        (CONTEXTUAL / f"{name}.wlc").write_bytes(blob)
-        np.savez_compressed(CONTEXTUAL / f"{name}.npz", latents=codec.decode_latents(blob),
-                            decoded=codec.decode(blob))
+        write_fixture(CONTEXTUAL, name, codec, x, q, rate)
 
 
 @pytest.mark.parametrize("name", sorted(contextual_inputs()))
@@ -286,10 +284,6 @@ def test_golden_contextual_streams_decode(name):
     assert header.entropy_model == "contextual"
     assert header.quality == (None if q == 50 else q)  # the design point records none
     codec = walloc_io.load_codec(preset, device="cpu", fingerprint=header.fingerprint)
-    expected = np.load(CONTEXTUAL / f"{name}.npz")
-    np.testing.assert_array_equal(codec.decode_latents(blob), expected["latents"])
-    decoded = codec.decode(blob)
-    assert decoded.shape == x.shape
-    assert np.abs(decoded.astype(np.int64) - expected["decoded"]).max() <= 1
+    assert decodes_as_written(CONTEXTUAL, name, codec, blob).shape == x.shape
     # the encoder still writes these words
-    assert codec.encode(x, sample_rate=rate or 0, quality=q) == blob
+    assert codec.encode(x, sample_rate=rate, quality=q) == blob

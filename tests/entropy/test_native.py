@@ -105,11 +105,13 @@ def test_unaligned_and_non_bytes_buffers_decode():
     np.testing.assert_array_equal(coder.decode(bytearray(words), x.shape), x)
 
 
-@pytest.mark.parametrize("weight", [0, 8], ids=["predictive", "contextual"])
-def test_corrupt_payloads_raise_and_never_crash(weight):
-    x = random_walk((3, 8, 12), seed=6)
-    coder = LatentCoder(fit_tables([x, random_walk((3, 8, 12), seed=7)], 127, predictive=True,
-                                   neighbour_weight=weight))
+@pytest.mark.parametrize("shape, weight, step", [((3, 8, 12), 0, 3), ((3, 8, 12), 8, 3),
+                                                 ((3, 200), 4, 9)],
+                         ids=["predictive", "contextual", "1d-contextual"])
+def test_corrupt_payloads_raise_and_never_crash(shape, weight, step):
+    x = random_walk(shape, seed=6, step=step)
+    coder = LatentCoder(fit_tables([x, random_walk(shape, seed=7, step=step)], 127,
+                                   predictive=True, neighbour_weight=weight))
     words = coder.encode(x)
     for bad in (b"", words[:1], words[:-1], words[:-2], words + b"\0\0", words[:6]):
         with pytest.raises(BitstreamError, match="corrupt|cannot hold"):
@@ -127,7 +129,7 @@ def test_corrupt_payloads_raise_and_never_crash(weight):
             outcomes.add("error")
     assert "error" in outcomes
     with pytest.raises(BitstreamError, match="latent channels"):
-        coder.decode(words, (4, 8, 12))
+        coder.decode(words, (4, *shape[1:]))
 
 
 def test_payloads_too_short_for_their_shape_are_refused_before_decoding():
@@ -190,24 +192,3 @@ def test_contextual_tables_round_trip_and_keep_old_digests(tmp_path):
     np.testing.assert_array_equal(LatentCoder(loaded).decode(words, x.shape), x)
     with pytest.raises(ValueError, match="predictive"):
         fit_tables(latents, 127, predictive=False, neighbour_weight=8)
-
-
-def test_corrupt_1d_contextual_payloads_raise_and_never_crash():
-    latents = list(random_walk((4, 3, 200), seed=13, step=9))
-    coder = LatentCoder(fit_tables(latents, 127, predictive=True, neighbour_weight=4))
-    x = latents[0]
-    words = coder.encode(x)
-    rng = np.random.default_rng(1)
-    outcomes = set()
-    for _ in range(300):
-        b = bytearray(words)
-        b[rng.integers(len(b))] ^= 1 << int(rng.integers(8))
-        try:
-            assert np.abs(coder.decode(bytes(b), x.shape)).max() <= 127
-            outcomes.add("decoded")
-        except BitstreamError:
-            outcomes.add("error")
-    assert "error" in outcomes
-    for bad in (words[:-2], words + b"\0\0"):
-        with pytest.raises(BitstreamError):
-            coder.decode(bad, x.shape)

@@ -20,7 +20,7 @@
  * box energy + nbw * (sum of the residual magnitudes of its causal neighbours in the same
  * channel: t-1 .. t-8 in 1D; left, up-left, up and up-right in 2D, zero outside). The
  * encoder chooses each channel's mode with the contexts that mode's residuals give.
- * The Python reference in walloc_io/entropy/native.py
+ * The Python reference in tests/entropy/rans_reference.py
  * documents the same procedure in numpy terms and is tested to give the same words.
  */
 #define PY_SSIZE_T_CLEAN
@@ -323,9 +323,20 @@ typedef struct {
     int stride, e, offset, last, escapes, max_symbol;
 } Channel;
 
+/* One residual under context kk's table: its core symbol, and the tail of an escape. */
+ALWAYS_INLINE int32_t dec_residual(Dec *d, const Channel *ch, const int kk) {
+    int32_t s = (int32_t)dec_sym(d, ch->cum + (size_t)kk * (ch->stride + 1),
+                                 ch->bucket + ((size_t)kk << (PREC - BUCKET_SHIFT)));
+    if (ch->escapes && (s == 0 || s == ch->last)) {
+        int32_t tail = (int32_t)dec_sym(d, ch->tcum, ch->tbucket) + ch->e + 1;
+        return s == 0 ? -tail : tail;
+    }
+    return s - ch->offset;
+}
+
 ALWAYS_INLINE int decode_channel(Dec *d, const Channel *ch, const int mode, const uint8_t *k,
                                  int32_t *x, int32_t *total, const int32_t *zeros, int h, int w) {
-    const int stride = ch->stride, ms = ch->max_symbol;
+    const int ms = ch->max_symbol;
     for (int i = 0; i < h; i++) {
         const int32_t *up = i ? x + (size_t)(i - 1) * w : zeros;
         int32_t *xi = x + (size_t)i * w, *ti = total + (size_t)i * w;
@@ -333,15 +344,7 @@ ALWAYS_INLINE int decode_channel(Dec *d, const Channel *ch, const int mode, cons
         int32_t left = 0, ul = 0;
         for (int j = 0; j < w; j++) {
             const int kk = ki[j];
-            int32_t s = (int32_t)dec_sym(d, ch->cum + (size_t)kk * (stride + 1),
-                                         ch->bucket + ((size_t)kk << (PREC - BUCKET_SHIFT)));
-            int32_t v;
-            if (ch->escapes && (s == 0 || s == ch->last)) {
-                int32_t tail = (int32_t)dec_sym(d, ch->tcum, ch->tbucket) + ch->e + 1;
-                v = s == 0 ? -tail : tail;
-            } else {
-                v = s - ch->offset;
-            }
+            const int32_t v = dec_residual(d, ch, kk);
             const int32_t u = up[j];
             const int32_t val = v + predicted(mode, left, u, ul);
             if (val > ms || val < -ms) return E_RANGE;
@@ -369,7 +372,7 @@ ALWAYS_INLINE int decode_channel_ctx(Dec *d, const Channel *ch, const int mode, 
                                      const int32_t *en, const uint8_t *lut, const int32_t top,
                                      const int32_t nbw, int32_t *x, int32_t *total, int32_t *mag,
                                      const int32_t *zeros, int h, int w) {
-    const int stride = ch->stride, ms = ch->max_symbol;
+    const int ms = ch->max_symbol;
     for (int i = 0; i < h; i++) {
         const int32_t *up = i ? x + (size_t)(i - 1) * w : zeros;
         const int32_t *mup = i ? mag + (size_t)(i - 1) * w : zeros;
@@ -381,15 +384,7 @@ ALWAYS_INLINE int decode_channel_ctx(Dec *d, const Channel *ch, const int mode, 
         for (int j = 0; j < w; j++) {
             const int32_t energy = ei[j] + nbw * (nd == 1 ? win : ml);
             const int kk = lut[energy < top ? energy : top];
-            int32_t s = (int32_t)dec_sym(d, ch->cum + (size_t)kk * (stride + 1),
-                                         ch->bucket + ((size_t)kk << (PREC - BUCKET_SHIFT)));
-            int32_t v;
-            if (ch->escapes && (s == 0 || s == ch->last)) {
-                int32_t tail = (int32_t)dec_sym(d, ch->tcum, ch->tbucket) + ch->e + 1;
-                v = s == 0 ? -tail : tail;
-            } else {
-                v = s - ch->offset;
-            }
+            const int32_t v = dec_residual(d, ch, kk);
             const int32_t u = up[j];
             const int32_t val = v + predicted(mode, left, u, ul);
             if (val > ms || val < -ms) return E_RANGE;

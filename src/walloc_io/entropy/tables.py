@@ -321,16 +321,16 @@ def fit_tables(
     state = [Contexts(x.shape[1:]) for x in latents]
     for c in order:
         energies = [s.energy() for s in state]
-        if neighbour_weight:  # per item and mode: the energy that mode's contexts see
-            mixed = [[(e + neighbour_weight * causal_sum(np.abs(r))) for r in item[c]]
-                     for e, item in zip(energies, residuals)]
-            thresholds[c] = fit_thresholds([m[chosen[i][c]] for i, m in enumerate(mixed)],
-                                           contexts)
-        else:
-            thresholds[c] = fit_thresholds(energies, contexts)
+
+        def seen(i: int, m: int, c: int = c, energies: list = energies) -> np.ndarray:
+            """The energy mode ``m``'s contexts see in item ``i`` (computed where used)."""
+            if not neighbour_weight:
+                return energies[i]
+            return energies[i] + neighbour_weight * causal_sum(np.abs(residuals[i][c][m]))
+
+        thresholds[c] = fit_thresholds([seen(i, chosen[i][c]) for i in range(len(latents))],
+                                       contexts)
         lut = lookup_table(thresholds[c])
-        ks_by_mode = ([[bins(m, lut).ravel() for m in per] for per in mixed] if neighbour_weight
-                      else [[bins(energy, lut).ravel()] * len(modes) for energy in energies])
         per_mode: list[tuple[np.ndarray, ...]] = []
         per_tail: list[np.ndarray] = []
         for m, mode in enumerate(modes):
@@ -341,7 +341,7 @@ def fit_tables(
             tail_counts = np.zeros(radius - e, dtype=np.int64)
             for i in users:
                 core, tail = split_escapes(residuals[i][c][m].ravel(), radius)
-                np.add.at(counts, (ks_by_mode[i][m], core), 1)
+                np.add.at(counts, (bins(seen(i, m), lut).ravel(), core), 1)
                 tail_counts += np.bincount(tail, minlength=radius - e)
             per_mode.append(tuple(quantise_counts(row, precision) for row in counts))
             per_tail.append(quantise_counts(tail_counts, precision) if e < radius
