@@ -1,0 +1,90 @@
+#!/usr/bin/env python
+"""Train a deeper decoder for a shipped image preset, its encoder frozen (a new version).
+
+    python scripts/tune_decoder.py rgb-16x --blocks 6 --steps 12000 --workdir runs/rgb-16x-d6 \\
+        --out runs/rgb-16x-d6-out
+
+The preset's current model is loaded and its decoder deepened to ``--blocks`` residual
+blocks that start as the identity (:func:`walloc_io.training.decoder.deepened`); only the
+decoder then trains, on rounded latents at qualities drawn per crop and on the periodic
+part of each crop, as the codec codes them (resumable in WORKDIR). The latents stay
+bit-identical, so the codec directory written to ``--out`` (by default over the preset,
+the old model kept in ``versions/``) carries the old model's tables and quality ladder
+unchanged: the same streams, a new fingerprint for the new weights. ``--export-only``
+writes the directory from WORKDIR's checkpoint without training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from walloc_io.entropy import load_ladder
+from walloc_io.presets.directory import load_codec_dir, save_codec_dir
+from walloc_io.training import load_images
+from walloc_io.training.decoder import DecoderSettings, DecoderTrainer, deepened
+
+PRESET_DIR = Path(__file__).resolve().parents[1] / "src/walloc_io/presets"
+KEPT = ("training", "allocation", "entropy", "rate_floor")  # manifest entries carried over
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("preset")
+    parser.add_argument("--data", type=Path, default=Path("data/images"),
+                        help="folder with train/ and val/ images")
+    parser.add_argument("--blocks", type=int, required=True, help="residual blocks to grow to")
+    parser.add_argument("--steps", type=int, default=DecoderSettings.steps)
+    parser.add_argument("--lr", type=float, default=DecoderSettings.lr)
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--out", type=Path, help="codec directory to write (default: the preset)")
+    parser.add_argument("--export-only", action="store_true")
+    args = parser.parse_args()
+    directory = PRESET_DIR / args.preset
+    model, tables, fp = load_codec_dir(directory)
+    if model.config.modality != "image":
+        raise SystemExit(f"{args.preset} is not an image preset")
+    grown = deepened(model, args.blocks)
+    settings = DecoderSettings(steps=args.steps, lr=args.lr)
+    channels = model.config.channels
+    trainer = DecoderTrainer(grown, settings, load_images(args.data / "train", channels),
+                             load_images(args.data / "val", channels), args.workdir)
+    if args.export_only:
+        trainer.resume()
+    else:
+        trainer.run(report=lambda line: print(line, flush=True))
+    recipe = (f"scripts/tune_decoder.py {args.preset} --blocks {args.blocks} --steps "
+              f"{args.steps} --lr {args.lr}")
+    path = write_version(directory, grown, trainer.log, args.out or directory, recipe)
+    print(f"wrote {path}: {args.blocks}-block decoder on {fp[:8]}", file=sys.stderr)
+
+
+def write_version(directory: Path, grown, log: Path, out: Path, recipe: str) -> Path:
+    """The codec directory of ``grown`` (a model of ``directory`` with its decoder trained)
+    written to ``out``: ``directory``'s tables and ladder as they are (the latents are the
+    same), its manifest's training record kept, the decoder run's last validation added."""
+    model, tables, fp = load_codec_dir(directory)
+    state = grown.state_dict()
+    for k, v in model.state_dict().items():
+        if not k.startswith("decoder.") and not torch.equal(v, state[k]):
+            raise SystemExit(f"{k} differs from {fp[:8]}'s: the encoder must stay frozen")
+    manifest = json.loads((directory / "manifest.json").read_text())
+    extra = {k: v for k, v in manifest.items() if k in KEPT}
+    rows = [json.loads(r) for r in log.read_text().splitlines() if r.strip()]
+    last = [r for r in rows if any(k.startswith("val_") for k in r)][-1]
+    extra["decoder"] = {"from": fp[:8], "blocks": grown.config.decoder_blocks,
+                        "steps": last["step"],
+                        "encoder": "frozen (latents, tables and ladder of the model it grows)",
+                        **{k: v for k, v in last.items() if k.startswith("val_")},
+                        "recipe": recipe}
+    ladder = load_ladder(directory / "ladder.npz") if (directory / "ladder.npz").exists() else None
+    return save_codec_dir(grown.cpu().eval(), tables, out, extra, ladder=ladder)
+
+if __name__ == "__main__":
+    torch.set_num_threads(int(os.environ.get("WALLOC_TRAIN_THREADS", "2")))
+    main()

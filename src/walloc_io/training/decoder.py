@@ -1,0 +1,223 @@
+"""Decoder-only training: a deeper decoder for a shipped model whose encoder stays frozen.
+
+The encoder, the companding and the rate allocation are left exactly as they are, so the
+new model writes bit-identical latents: its entropy tables and quality ladder are the old
+model's, and only the decoded signal changes (a new fingerprint, as the weights differ).
+What the decoder is trained on is what it meets in a stream:
+
+- latents *rounded* on the grid of a quality drawn per crop (the knob's 1..100, the design
+  point and the floor rungs above 100; per channel under a rate allocation), not the
+  uniform noise of joint training;
+- for images, the periodic part of each crop (:mod:`walloc_io.boundary`): the codec codes
+  ``u - s`` and adds ``s`` back after the network, so the loss is taken on ``clamp(p̂ + s)``.
+
+:func:`deepened` adds residual blocks that start as the identity (their second convolution
+zero), so training starts from the shipped model's quality and only moves from it.
+Checkpoints hold the decoder, the optimiser and the sampler state: a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import boundary, quality
+from ..errors import InputError
+from ..model import WallocModel
+from .data import CropSampler, to_unit
+
+
+@dataclass(frozen=True)
+class DecoderSettings:
+    steps: int = 6000
+    batch: int = 8
+    crop: int = 256
+    lr: float = 2e-4
+    warmup: int = 200
+    checkpoint_every: int = 250
+    validate_every: int = 500
+    seed: int = 1
+    design_share: float = 0.2  # crops at the design point (step 1)
+    floor_share: float = 0.1  # crops at a floor rung above 100 (quality.FLOOR_RUNGS)
+    augment: bool = True  # flips and turns (CropSampler)
+    low_contrast: float = 0.25  # share of crops with contrast lowered (CropSampler)
+
+
+def deepened(model: WallocModel, blocks: int) -> WallocModel:
+    """``model`` with its decoder grown to ``blocks`` residual blocks computing the same
+    function: the new blocks come after the old ones, each with its second convolution
+    zero, so it adds nothing until trained. Every other weight is copied."""
+    cfg = model.config
+    old = cfg.decoder_blocks
+    if old < 1 or blocks < old:
+        raise InputError(f"a decoder of {old} residual blocks cannot be deepened to {blocks}")
+    grown = WallocModel(replace(cfg, decoder_blocks=blocks))
+    state = grown.state_dict()
+    tail_old, tail_new = f"decoder.residual.{old + 3}.", f"decoder.residual.{blocks + 3}."
+    for key, value in model.state_dict().items():
+        state[tail_new + key[len(tail_old):] if key.startswith(tail_old) else key] = value
+    for b in range(old, blocks):  # block b is residual.{b + 2}; body.2 its second conv
+        for name in ("weight", "bias"):
+            state[f"decoder.residual.{b + 2}.body.2.{name}"].zero_()
+    grown.load_state_dict(state)
+    return grown.eval()
+
+
+def quantise(model: WallocModel, x: torch.Tensor, steps: np.ndarray) -> torch.Tensor:
+    """Dequantised latents of ``x`` rounded on each item's grid of global step ``steps[i]``
+    (as :meth:`WallocModel.encode_latents` then ``* grid``), ready for ``synthesise``."""
+    with torch.no_grad():
+        z = model.encoder(model.transform(x))
+        grid = model.grid(torch.from_numpy(steps), z.ndim, z)
+        a = model.companding.amplitude
+        return torch.round((a / grid) * torch.erf(z / math.sqrt(2))) * grid
+
+
+def periodic(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(p, s)`` of a batch of unit-range images: the parts :mod:`walloc_io.boundary`
+    splits them into (``s`` rebuilt from the side information exactly as the decoder
+    does), or ``(x, 0)`` for images the codec codes without the split."""
+    if x.ndim != 4 or not boundary.applies(tuple(x.shape[2:])):
+        return x, torch.zeros_like(x)
+    s = torch.from_numpy(np.stack([boundary.split(u.numpy())[1] for u in x]))
+    return x - s, s
+
+
+class DecoderTrainer:
+    """Owns the (deepened) model, the decoder's optimiser, the sampler and a checkpoint
+    directory; ``run()`` resumes. Only ``model.decoder`` learns."""
+
+    def __init__(self, model: WallocModel, settings: DecoderSettings,
+                 train: list[np.ndarray], val: list[np.ndarray], workdir: str | Path) -> None:
+        torch.manual_seed(settings.seed)
+        self.model, self.settings = model, settings
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for p in model.decoder.parameters():
+            p.requires_grad_(True)
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.sampler = CropSampler(train, settings.crop, settings.seed,
+                                   augment=settings.augment, low_contrast=settings.low_contrast)
+        f = model.transform.factor
+        self.val = [to_unit(v[:, : v.shape[1] // f * f, : v.shape[2] // f * f])[None]
+                    for v in val]
+        self.optimiser = torch.optim.Adam(model.decoder.parameters(), lr=settings.lr)
+        self.rng = np.random.default_rng(settings.seed + 1)
+        self.step = 0
+        self.log = self.workdir / "log.jsonl"
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.workdir / "checkpoint.pt"
+
+    def resume(self) -> None:
+        if not self.checkpoint_path.exists():
+            return
+        state = torch.load(self.checkpoint_path, weights_only=False)
+        self.model.decoder.load_state_dict(state["decoder"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.step = state["step"]
+        self.sampler.rng.bit_generator.state = state["sampler"]
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+
+    def save_checkpoint(self) -> None:
+        state = {"decoder": self.model.decoder.state_dict(),
+                 "optimiser": self.optimiser.state_dict(), "step": self.step,
+                 "sampler": self.sampler.rng.bit_generator.state,
+                 "rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                 "config": self.model.config.to_dict()}
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.checkpoint_path)  # atomic: a kill mid-save leaves the old one
+
+    def learning_rate(self) -> float:
+        s = self.settings
+        if self.step < s.warmup:
+            return s.lr * (self.step + 1) / s.warmup
+        progress = (self.step - s.warmup) / max(1, s.steps - s.warmup)
+        return s.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+    def draw_steps(self, n: int) -> np.ndarray:
+        """Global quantisation steps of ``n`` crops: the design point, a floor rung or a
+        quality drawn uniformly from the knob's 1..100."""
+        s, out = self.settings, np.empty(n)
+        for i in range(n):
+            u = self.rng.random()
+            if u < s.design_share:
+                out[i] = 1.0
+            elif u < s.design_share + s.floor_share:
+                out[i] = quality.step(int(self.rng.choice(quality.FLOOR_RUNGS)))
+            else:
+                out[i] = quality.step(int(self.rng.integers(1, quality.TOP + 1)))
+        return out
+
+    def train_step(self) -> float:
+        self.model.decoder.train()
+        x = self.sampler.batch(self.settings.batch)
+        p, smooth = periodic(x)
+        y = quantise(self.model, p, self.draw_steps(x.shape[0]))
+        for group in self.optimiser.param_groups:
+            group["lr"] = self.learning_rate()
+        out = (self.model.synthesise(y, clamp=False) + smooth).clamp(-0.5, 0.5)
+        mse = torch.mean((out - x) ** 2)
+        self.optimiser.zero_grad(set_to_none=True)
+        mse.backward()
+        self.optimiser.step()
+        self.step += 1
+        return mse.item()
+
+    @torch.no_grad()
+    def validate(self, qualities: tuple[int, ...] = (1, 50, 100)) -> dict[str, float]:
+        """Mean PSNR of the validation images decoded at each of ``qualities`` (as the codec
+        does: split, rounded latents, ``s`` added back, uint8 output)."""
+        self.model.eval()
+        out = {}
+        for q in qualities:
+            psnrs = []
+            for x in self.val:
+                p, smooth = periodic(x)
+                y = quantise(self.model, p, np.array([quality.step(q)]))
+                r = (self.model.synthesise(y, clamp=False) + smooth).clamp(-0.5, 0.5)
+                r, t = torch.round((r + 0.5) * 255), torch.round((x + 0.5) * 255)
+                psnrs.append(_psnr(torch.mean((r - t) ** 2).item() / 255 ** 2))
+            out[f"val_psnr_q{q}"] = float(np.mean(psnrs))
+        return out
+
+    def run(self, report=print) -> None:
+        """Train to ``settings.steps``, resuming; a log line every 50 steps and at each
+        validation (step 0's validation is the starting model's)."""
+        self.resume()
+        s, started, window = self.settings, time.perf_counter(), []
+        if self.step == 0:
+            self._record({"step": 0, **self.validate()}, report)
+        while self.step < s.steps:
+            window.append(self.train_step())
+            record: dict[str, float] = {}
+            if self.step % s.validate_every == 0 or self.step == s.steps:
+                record.update(self.validate())
+            if self.step % s.checkpoint_every == 0 or self.step == s.steps:
+                self.save_checkpoint()
+            if record or self.step % 50 == 0:
+                record.update(step=self.step, train_psnr=_psnr(float(np.mean(window))),
+                              lr=self.learning_rate(),
+                              seconds=round(time.perf_counter() - started, 1))
+                window = []
+                self._record(record, report)
+
+    def _record(self, record: dict, report) -> None:
+        with self.log.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        report(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in record.items()))
+
+
+def _psnr(mse: float) -> float:
+    return 10 * math.log10(1 / max(mse, 1e-12))

@@ -1,0 +1,147 @@
+"""Decoder-only training (``walloc_io.training.decoder``, ``scripts/tune_decoder.py``): a
+deepened decoder starts as the same function, the encoder never moves, and the version it
+writes codes the same streams with the old tables."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from walloc_io import boundary, quality  # noqa: E402
+from walloc_io.config import CodecConfig  # noqa: E402
+from walloc_io.errors import InputError  # noqa: E402
+from walloc_io.model import WallocModel  # noqa: E402
+from walloc_io.training.decoder import (  # noqa: E402
+    DecoderSettings,
+    DecoderTrainer,
+    deepened,
+    periodic,
+    quantise,
+)
+
+CONFIG = CodecConfig(name="t", modality="image", channels=3, levels=2, latent_channels=6,
+                     decoder_channels=16, decoder_blocks=2,
+                     step_gains=[[-4, 0, 2, 3, 5, 6], [0] * 6, [3, 2, 1, 0, -1, -2],
+                                 [0] * 6, [1, 1, 0, 0, -1, -1], [2] * 6])
+
+
+def _trained_model(seed: int = 0) -> WallocModel:
+    torch.manual_seed(seed)
+    model = WallocModel(CONFIG).eval()
+    with torch.no_grad():  # a trained residual: its last layer (zero at init) made live
+        for p in model.decoder.residual[-1].parameters():
+            p.normal_(0, 0.05)
+    return model
+
+
+def _images(n: int, size: int = 64, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(0, 200, size)[None, :, None] + np.linspace(0, 50, size)[None, None, :]
+    return [np.clip(ramp + rng.normal(0, 20, (3, size, size)), 0, 255).astype(np.uint8)
+            for _ in range(n)]
+
+
+def test_deepened_decoder_decodes_the_same_and_its_new_blocks_learn():
+    model = _trained_model()
+    grown = deepened(model, 4)
+    assert grown.config.decoder_blocks == 4
+    x = torch.rand(2, 3, 32, 48) - 0.5
+    with torch.no_grad():
+        assert torch.equal(model.encode_latents(x, 0.7), grown.encode_latents(x, 0.7))
+        y = quantise(model, x, np.array([1.0, 0.7]))
+        torch.testing.assert_close(grown.synthesise(y), model.synthesise(y), rtol=0, atol=1e-6)
+        grown.decoder.residual[5].body[2].weight.normal_(0, 0.05)  # a new block made live
+        assert not torch.allclose(grown.synthesise(y), model.synthesise(y), atol=1e-4)
+    with pytest.raises(InputError, match="cannot be deepened"):
+        deepened(model, 1)
+
+
+def test_quantise_rounds_as_the_codec_does():
+    model = _trained_model()
+    x = torch.rand(3, 3, 32, 32) - 0.5
+    steps = np.array([1.0, quality.step(1), quality.step(110)])
+    y = quantise(model, x, steps)
+    for i, s in enumerate(steps):
+        codes = model.encode_latents(x[i:i + 1], float(s))
+        grid = model.grid(float(s), codes.ndim, y)
+        torch.testing.assert_close(y[i:i + 1], codes.to(y.dtype) * grid, rtol=0, atol=0)
+
+
+def test_periodic_part_is_what_the_codec_codes():
+    x = torch.from_numpy(np.stack(_images(2, 256))).float() / 255 - 0.5
+    p, s = periodic(x)
+    torch.testing.assert_close(p + s, x, rtol=0, atol=1e-6)
+    assert np.array_equal(s[1].numpy(), boundary.split(x[1].numpy())[1])
+    small = x[:, :, :128, :128]
+    p, s = periodic(small)
+    assert torch.equal(p, small) and not s.any()
+
+
+def test_training_moves_only_the_decoder_and_resumes_exactly(tmp_path):
+    settings = DecoderSettings(steps=6, batch=2, crop=64, warmup=2, checkpoint_every=3,
+                               validate_every=3)
+    train, val = _images(4), _images(1, seed=9)
+
+    def trainer(workdir, steps):
+        return DecoderTrainer(deepened(_trained_model(), 3), replace(settings, steps=steps),
+                              train, val, workdir)
+
+    whole = trainer(tmp_path / "whole", 6)
+    whole.run(report=lambda line: None)
+    start = _trained_model().state_dict()
+    after = whole.model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in start.items() if not k.startswith("decoder."))
+    assert not torch.equal(after["decoder.linear.weight"], start["decoder.linear.weight"])
+    rows = [json.loads(r) for r in (tmp_path / "whole/log.jsonl").read_text().splitlines()]
+    assert rows[0]["step"] == 0 and "val_psnr_q50" in rows[0] and rows[-1]["step"] == 6
+    # stopped after 3 steps, then resumed to 6: the same decoder as one run
+    trainer(tmp_path / "split", 3).run(report=lambda line: None)
+    resumed = trainer(tmp_path / "split", 6)
+    resumed.run(report=lambda line: None)
+    for k, v in resumed.model.decoder.state_dict().items():
+        torch.testing.assert_close(v, whole.model.decoder.state_dict()[k], rtol=0, atol=0)
+
+
+def test_written_version_codes_the_same_streams_with_the_old_tables(tmp_path, import_script):
+    from walloc_io.codec import load_codec
+    from walloc_io.entropy import fit_model_tables
+    from walloc_io.presets.directory import load_codec_dir, save_codec_dir
+    from walloc_io.training.export import fit_ladder, training_latents
+
+    tune = import_script("tune_decoder")
+    model, train = _trained_model(), _images(3, 256)
+    tables = fit_model_tables(training_latents(model, train), model.max_symbol(),
+                              CONFIG.entropy_model)
+    old_dir = save_codec_dir(model, tables, tmp_path / "old", {"rate_floor": 0.5},
+                             ladder=fit_ladder(model, train, (1, 100)))
+    grown = deepened(model, 3)
+    with torch.no_grad():
+        grown.decoder.residual[4].body[2].weight.normal_(0, 0.05)
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({"step": 7, "val_psnr_q50": 30.0}) + "\n")
+    new_dir = tune.write_version(old_dir, grown, log, tmp_path / "new", "recipe")
+    _, new_tables, new_fp = load_codec_dir(new_dir)
+    _, _, old_fp = load_codec_dir(old_dir)
+    assert new_fp != old_fp and new_tables.digest() == tables.digest()
+    manifest = json.loads((new_dir / "manifest.json").read_text())
+    assert manifest["rate_floor"] == 0.5 and manifest["decoder"]["from"] == old_fp[:8]
+    assert manifest["ladder"] == json.loads((old_dir / "manifest.json").read_text())["ladder"]
+    old, new = load_codec(str(old_dir)), load_codec(str(new_dir))
+    image = train[1][:, :128, :160]
+    for q in (None, 1, 100):
+        a, b = old.encode(image, quality=q), new.encode(image, quality=q)
+        assert len(a) == len(b)
+        assert np.array_equal(old.decode_latents(a), new.decode_latents(b))
+        assert not np.array_equal(old.decode(a), new.decode(b))  # the new decoder decodes
+    moved = replace(grown.config, decoder_blocks=3)  # an encoder that moved is refused
+    bad = WallocModel(moved)
+    bad.load_state_dict(grown.state_dict())
+    with torch.no_grad():
+        bad.encoder.weight.add_(0.01)
+    with pytest.raises(SystemExit, match="encoder must stay frozen"):
+        tune.write_version(old_dir, bad, log, tmp_path / "bad", "recipe")
