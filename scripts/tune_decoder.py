@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, required=True, help="residual blocks to grow to")
     parser.add_argument("--steps", type=int, default=DecoderSettings.steps)
     parser.add_argument("--lr", type=float, default=DecoderSettings.lr)
+    parser.add_argument("--split-share", type=float, default=DecoderSettings.split_share,
+                        help="share of crops coded with the boundary split (the rest as is)")
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--out", type=Path, help="codec directory to write (default: the preset)")
     parser.add_argument("--export-only", action="store_true")
@@ -50,7 +52,7 @@ def main() -> None:
     if model.config.modality != "image":
         raise SystemExit(f"{args.preset} is not an image preset")
     grown = deepened(model, args.blocks)
-    settings = DecoderSettings(steps=args.steps, lr=args.lr)
+    settings = DecoderSettings(steps=args.steps, lr=args.lr, split_share=args.split_share)
     channels = model.config.channels
     trainer = DecoderTrainer(grown, settings, load_images(args.data / "train", channels),
                              load_images(args.data / "val", channels), args.workdir)
@@ -59,7 +61,7 @@ def main() -> None:
     else:
         trainer.run(report=lambda line: print(line, flush=True))
     recipe = (f"scripts/tune_decoder.py {args.preset} --blocks {args.blocks} --steps "
-              f"{args.steps} --lr {args.lr}")
+              f"{args.steps} --lr {args.lr} --split-share {args.split_share}")
     path = write_version(directory, grown, trainer.log, args.out or directory, recipe)
     print(f"wrote {path}: {args.blocks}-block decoder on {fp[:8]}", file=sys.stderr)
 

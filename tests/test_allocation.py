@@ -113,8 +113,11 @@ def test_allocated_streams_round_trip_and_decode_with_per_channel_steps(tmp_path
 
 def test_fitted_gains_buy_fidelity_at_the_same_rate():
     """On the crops it is fitted on, the allocation at q1 reaches a lower distortion than one
-    step for all, at no more than that step's rate."""
-    base = walloc_io.load_codec("rgb-16x", device="cpu")
+    step for all, at no more than that step's rate. Pinned to rgb-16x version 4, whose
+    decoder was trained with noise of one step for all channels: the allocation was fitted
+    on it (version 5's decoder learned the allocated grid, so re-fitting there gains less)."""
+    base = walloc_io.load_codec("rgb-16x", device="cpu",
+                                fingerprint="74b8f14046cd82cf382d06e12d73f854")
     model = base.model
     if model.config.step_gains:
         model = allocated(model, ())

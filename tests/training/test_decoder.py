@@ -77,6 +77,8 @@ def test_periodic_part_is_what_the_codec_codes():
     p, s = periodic(x)
     torch.testing.assert_close(p + s, x, rtol=0, atol=1e-6)
     assert np.array_equal(s[1].numpy(), boundary.split(x[1].numpy())[1])
+    p, s = periodic(x, np.array([True, False]))  # the first coded as it is, wrap edges in
+    assert torch.equal(p[0], x[0]) and not s[0].any() and s[1].abs().max() > 0
     small = x[:, :, :128, :128]
     p, s = periodic(small)
     assert torch.equal(p, small) and not s.any()
