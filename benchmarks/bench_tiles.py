@@ -3,11 +3,13 @@
 against a kept version, at qualities 1, 50 and 100 and the default.
 
     python benchmarks/bench_tiles.py rgb-16x 74b8f140 --images data/images/heldout
+    python benchmarks/bench_tiles.py rgb-16x 74b8f140 --candidate runs/rgb-16x-m6-out
 
 Images and chunks with an axis under 256 are coded as they are, wrap edges included
 (:mod:`walloc_io.boundary`), so a decoder must hold its quality there too. Tiles are
 ``--tile``-sized, four per image (the corners of a 2x2 grid), from the first ``--count``
-images.
+images. ``--candidate DIR`` adds a codec directory not yet installed (a training run's
+output) to the comparison.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def main() -> None:
     parser.add_argument("--images", type=Path, default=Path("data/images/heldout"))
     parser.add_argument("--tile", type=int, default=128)
     parser.add_argument("--count", type=int, default=5)
+    parser.add_argument("--candidate", type=Path, help="a codec directory to compare too")
     args = parser.parse_args()
     kept = [fp for fp in versions(resolve(args.preset)) if fp.startswith(args.version)]
     if len(kept) != 1:
@@ -37,6 +40,8 @@ def main() -> None:
     codecs = {"current": walloc_io.load_codec(args.preset, device="cpu"),
               f"kept {kept[0][:8]}": walloc_io.load_codec(args.preset, device="cpu",
                                                           fingerprint=kept[0])}
+    if args.candidate is not None:
+        codecs["candidate"] = walloc_io.load_codec(args.candidate, device="cpu")
     mode = {1: "L", 3: "RGB"}[codecs["current"].config.channels]
     tiles, t = [], args.tile
     for path in sorted(args.images.glob("*.png"))[: args.count]:
