@@ -5,7 +5,9 @@
 
 Every image is encoded once at the default quality by each model; each stream is then
 decoded ``--repeat`` times (one torch thread) and the median is taken per image. The
-models alternate image by image, so drift on the machine falls on both alike.
+models alternate image by image, so drift on the machine falls on both alike. The decoder's
+multiply-accumulates per output pixel (convolutions, counted by forward hooks on one decode)
+are printed beside the times.
 """
 
 from __future__ import annotations
@@ -21,6 +23,26 @@ from PIL import Image
 
 import walloc_io
 from walloc_io.presets import resolve, versions
+
+
+def decoder_macs_per_pixel(codec, blob: bytes, pixels: int) -> float:
+    """Multiply-accumulates of ``codec``'s decoder convolutions in decoding ``blob``, per
+    pixel of the decoded signal (the packet transform and the entropy decoder excluded)."""
+    total = 0
+
+    def count(module, inputs, output) -> None:
+        nonlocal total
+        total += output.numel() * (module.in_channels // module.groups) * int(
+            np.prod(module.kernel_size))
+
+    hooks = [m.register_forward_hook(count) for m in codec.model.decoder.modules()
+             if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d))]
+    try:
+        codec.decode(blob)
+    finally:
+        for h in hooks:
+            h.remove()
+    return total / pixels
 
 
 def main() -> None:
@@ -39,12 +61,14 @@ def main() -> None:
     mode = {1: "L", 3: "RGB"}[current.config.channels]
     times: dict[str, list[float]] = {"current": [], "kept": []}
     pixels = 0
+    macs: dict[str, float] = {}
     for path in sorted(args.images.glob("*.png")):
         x = np.asarray(Image.open(path).convert(mode))
         x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
         pixels += x.shape[1] * x.shape[2]
         for name, codec in (("current", current), ("kept", old)):
             blob = codec.encode(x)
+            macs.setdefault(name, decoder_macs_per_pixel(codec, blob, x.shape[1] * x.shape[2]))
             codec.decode(blob)  # warm
             runs = []
             for _ in range(args.repeat):
@@ -53,8 +77,9 @@ def main() -> None:
                 runs.append(time.perf_counter() - t)
             times[name].append(statistics.median(runs))
     ms = {k: 1e3 * sum(v) / (pixels / 1e6) for k, v in times.items()}
-    print(f"{args.preset}: current {current.fingerprint[:8]} {ms['current']:.1f} ms/MP, "
-          f"kept {kept[0][:8]} {ms['kept']:.1f} ms/MP, ratio {ms['current'] / ms['kept']:.2f}")
+    print(f"{args.preset}: current {current.fingerprint[:8]} {ms['current']:.1f} ms/MP "
+          f"({macs['current']:.0f} MAC/pixel), kept {kept[0][:8]} {ms['kept']:.1f} ms/MP "
+          f"({macs['kept']:.0f} MAC/pixel), ratio {ms['current'] / ms['kept']:.2f}")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from .latents import Latents
 from .model import WallocModel
 from .model.analysis import NativeAnalysis
 from .presets import find_version, manifest_fingerprint, resolve, versions
-from .presets.directory import load_codec_dir
+from .presets.directory import held_file, load_codec_dir
 from .signal import (
     RANGE_DTYPES,
     Prepared,
@@ -595,7 +595,8 @@ def load_codec(
             model, tables, fp = load_codec_dir(path)
             source = name_or_path if isinstance(name_or_path, str) and not Path(
                 name_or_path).exists() else str(path)
-            ladder = load_ladder(path / "ladder.npz") if (path / "ladder.npz").is_file() else None
+            held = held_file(path, "ladder.npz")
+            ladder = load_ladder(held) if held is not None else None
             floor = json.loads((path / "manifest.json").read_text()).get("rate_floor", 0.0)
             _CACHE[key] = Codec(model, tables, fp, dev, source=source, ladder=ladder,
                                 rate_floor=floor)

@@ -147,3 +147,50 @@ def test_written_version_codes_the_same_streams_with_the_old_tables(tmp_path, im
         bad.encoder.weight.add_(0.01)
     with pytest.raises(SystemExit, match="encoder must stay frozen"):
         tune.write_version(old_dir, bad, log, tmp_path / "bad", "recipe")
+
+
+def test_a_decoder_version_over_its_preset_shares_the_tables_and_ladder(tmp_path, import_script):
+    """Written over the old directory, the new decoder keeps the old model in versions/
+    with ``tables.ref`` and ``ladder.ref`` (no second copy); old streams still decode
+    bit-exactly, at every quality; a second version leaves no chain of refs."""
+    from walloc_io import PresetError
+    from walloc_io.codec import load_codec
+    from walloc_io.entropy import fit_model_tables
+    from walloc_io.presets import VERSIONS
+    from walloc_io.presets.directory import load_codec_dir, save_codec_dir
+    from walloc_io.training.export import fit_ladder, training_latents
+
+    tune = import_script("tune_decoder")
+    model, train = _trained_model(), _images(3, 256)
+    tables = fit_model_tables(training_latents(model, train), model.max_symbol(),
+                              CONFIG.entropy_model)
+    directory = save_codec_dir(model, tables, tmp_path / "c", {"rate_floor": 0.5},
+                               ladder=fit_ladder(model, train, (1, 100)))
+    image = train[1][:, :128, :160]
+    first = load_codec(str(directory))
+    written = {q: first.encode(image, quality=q) for q in (None, 1, 100)}
+    expect = {q: first.decode(b) for q, b in written.items()}
+    log = tmp_path / "log.jsonl"
+    log.write_text(json.dumps({"step": 7, "val_psnr_q50": 30.0}) + "\n")
+    fps = [first.fingerprint]
+    for seed in (1, 2):
+        grown = deepened(model, 3)
+        with torch.no_grad():
+            grown.decoder.residual[4].body[2].weight.normal_(0, 0.05,
+                                                             generator=torch.manual_seed(seed))
+        tune.write_version(directory, grown, log, directory, "recipe")
+        fps.append(load_codec_dir(directory)[2])
+    assert len(set(fps)) == 3
+    assert sorted(p.name for p in directory.glob("**/*.npz") if "weights" not in p.name) == [
+        "ladder.npz", "tables.npz"]  # stored once, by the current model
+    refs = sorted(directory.glob(f"{VERSIONS}/*/*.ref"))
+    assert sorted(r.name for r in refs) == ["ladder.ref"] * 2 + ["tables.ref"] * 2
+    assert {r.read_text().strip() for r in refs} == {fps[-1][:8]}  # no chain
+    for q, blob in written.items():
+        old = load_codec(str(directory), fingerprint=fps[0])
+        np.testing.assert_array_equal(old.decode(blob), expect[q])
+        assert old.encode(image, quality=q) == blob
+    ref = directory / VERSIONS / fps[0][:8] / "tables.ref"
+    ref.write_text("deadbeef\n")
+    with pytest.raises(PresetError, match="deadbeef"):
+        load_codec_dir(ref.parent)

@@ -85,7 +85,9 @@ def save_codec_dir(
 def _keep_versions(out: Path, tmp: Path, fp: str) -> None:
     """Copy the models ``out`` can decode, other than ``fp``, into ``tmp/versions/``. A kept
     model whose weights are the new model's (only its config or tables changed, as a rate
-    allocation does) keeps a ``weights-<fp8>.ref`` naming the new model instead of a copy."""
+    allocation does) keeps a ``weights-<fp8>.ref`` naming the new model instead of a copy;
+    one whose tables or quality ladder are the new model's (only its decoder changed, as
+    ``scripts/tune_decoder.py`` does) keeps a ``tables.ref`` or ``ladder.ref`` likewise."""
     from . import VERSIONS, versions
 
     new = _weight_arrays(tmp)
@@ -93,6 +95,10 @@ def _keep_versions(out: Path, tmp: Path, fp: str) -> None:
     shared = {old_fp[:8] for old_fp, d in kept.items()
               if (d / f"weights-{old_fp[:8]}.npz").is_file()
               and _same_arrays(_weight_arrays(d / f"weights-{old_fp[:8]}.npz"), new)}
+    shared_files = {name: {old_fp[:8] for old_fp, d in kept.items()
+                           if (d / name).is_file() and (tmp / name).is_file()
+                           and _same_arrays(_weight_arrays(d / name), _weight_arrays(tmp / name))}
+                    for name in SHAREABLE}
     for old_fp, directory in kept.items():
         dest = tmp / VERSIONS / old_fp[:8]
         dest.mkdir(parents=True, exist_ok=True)
@@ -101,13 +107,46 @@ def _keep_versions(out: Path, tmp: Path, fp: str) -> None:
                 continue
             if f.name == f"weights-{old_fp[:8]}.npz" and old_fp[:8] in shared:
                 (dest / f"weights-{old_fp[:8]}{REF}").write_text(fp[:8] + "\n")
-            elif f.suffix == REF and f.read_text().strip() in shared:  # no chains of refs
+            elif f.name.startswith("weights-") and f.suffix == REF \
+                    and f.read_text().strip() in shared:  # no chains of refs
+                (dest / f.name).write_text(fp[:8] + "\n")
+            elif f.name in SHAREABLE and old_fp[:8] in shared_files[f.name]:
+                (dest / (f.stem + REF)).write_text(fp[:8] + "\n")
+            elif f.suffix == REF and f.stem + ".npz" in SHAREABLE \
+                    and f.read_text().strip() in shared_files[f.stem + ".npz"]:
                 (dest / f.name).write_text(fp[:8] + "\n")
             else:
                 shutil.copy2(f, dest / f.name)
 
 
 REF = ".ref"  # a kept version's weights: "these are the weights of model <fp8> of this preset"
+SHAREABLE = ("tables.npz", "ladder.npz")  # tables.ref / ladder.ref: "model <fp8>'s file"
+
+
+def _is_fp8(text: str) -> bool:
+    return len(text) == 8 and all(ch in "0123456789abcdef" for ch in text)
+
+
+def held_file(path: Path, name: str) -> Path | None:
+    """The file holding a codec directory's ``name`` (``tables.npz`` or ``ladder.npz``):
+    its own, or, for a kept version with a ``tables.ref``/``ladder.ref``, that of the model
+    of the same preset the ref names; None when the directory has neither."""
+    path = Path(path)
+    if (path / name).is_file():
+        return path / name
+    ref = path / (Path(name).stem + REF)
+    if not ref.is_file():
+        return None
+    target = ref.read_text().strip()
+    root = path.parent.parent if path.parent.name == "versions" else path
+    if _is_fp8(target):
+        from . import manifest_fingerprint
+
+        for candidate in (root, root / "versions" / target):
+            fp = manifest_fingerprint(candidate) if candidate.is_dir() else None
+            if fp is not None and fp.startswith(target) and (candidate / name).is_file():
+                return candidate / name
+    raise PresetError(f"{ref} names a model {target!r} whose {name} {root} does not hold")
 
 
 def _weight_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -135,7 +174,7 @@ def _weights_file(path: Path) -> tuple[Path, Path]:
     root = path.parent.parent if path.parent.name == "versions" else path
     for candidate in (root, *sorted((root / "versions").glob("*"))):
         found = candidate / f"weights-{target}.npz"
-        if len(target) == 8 and all(ch in "0123456789abcdef" for ch in target) and found.is_file():
+        if _is_fp8(target) and found.is_file():
             return files[0], found
     raise PresetError(f"{files[0]} names weights {target!r} that {root} does not hold")
 
@@ -146,7 +185,7 @@ def load_codec_dir(path: Path) -> tuple[WallocModel, EntropyTables, str]:
         config = CodecConfig.from_json((path / "config.json").read_text())
         entry, held = _weights_file(path)
         weights = _weight_arrays(held)
-        tables = EntropyTables.load(path / "tables.npz")
+        tables = EntropyTables.load(held_file(path, "tables.npz") or path / "tables.npz")
     except (OSError, ValueError, KeyError) as exc:
         raise PresetError(f"cannot read codec directory {path}: {exc}") from exc
     fp = fingerprint(config, weights, tables)
