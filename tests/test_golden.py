@@ -287,3 +287,42 @@ def test_golden_contextual_streams_decode(name):
     assert decodes_as_written(CONTEXTUAL, name, codec, blob).shape == x.shape
     # the encoder still writes these words
     assert codec.encode(x, sample_rate=rate, quality=q) == blob
+
+
+# -- deeper decoders on the frozen 0.8 encoders (walloc-io 0.9: rgb-16x version 5, rgb-4x
+# version 4, gray-16x version 5; written once, never regenerated) -------------------------
+DECODER09 = GOLDEN_ROOT / "format3-decoder09"
+DECODER09_FINGERPRINTS = {"rgb-16x": "ae2fbc37", "rgb-4x": "1e1688a1", "gray-16x": "2af45883"}
+
+
+def decoder09_inputs() -> dict[str, tuple[str, np.ndarray, int | None]]:
+    """name -> (preset, image, quality): a split-coded 256x320 crop at the default and a
+    small tile (coded as it is) at q30."""
+    image = read_signal(files("walloc_io").joinpath("samples", "ladybird.png")).data
+    grey = np.round(image.astype(np.float64).mean(axis=0, keepdims=True)).astype(np.uint8)
+    return {f"{tag}_{h}x{w}_{'default' if q is None else f'q{q}'}": (
+                preset, np.ascontiguousarray(x[:, 64:64 + h, 96:96 + w]), q)
+            for preset, tag, x in (("rgb-16x", "rgb16x", image), ("rgb-4x", "rgb4x", image),
+                                   ("gray-16x", "gray16x", grey))
+            for h, w, q in ((256, 320, None), (96, 128, 30))}
+
+
+def write_decoder09_golden() -> None:
+    """Called by hand once: ``python -c 'from tests.test_golden import *;
+    write_decoder09_golden()'``."""
+    for name, (preset, x, q) in decoder09_inputs().items():
+        codec = walloc_io.load_codec(preset, device="cpu")
+        assert codec.fingerprint.startswith(DECODER09_FINGERPRINTS[preset])
+        write_fixture(DECODER09, name, codec, x, q)
+
+
+@pytest.mark.parametrize("name", sorted(decoder09_inputs()))
+def test_golden_decoder09_streams_decode(name):
+    preset, x, q = decoder09_inputs()[name]
+    blob = (DECODER09 / f"{name}.wlc").read_bytes()
+    header = walloc_io.read_header(blob)
+    assert header.fingerprint.startswith(DECODER09_FINGERPRINTS[preset])
+    codec = walloc_io.load_codec(preset, device="cpu", fingerprint=header.fingerprint)
+    decoded = decodes_as_written(DECODER09, name, codec, blob)
+    assert psnr_of(x, decoded) > 27
+    assert codec.encode(x, quality=q) == blob  # the encoder still writes these words
