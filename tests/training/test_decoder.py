@@ -109,18 +109,26 @@ def test_training_moves_only_the_decoder_and_resumes_exactly(tmp_path):
         torch.testing.assert_close(v, whole.model.decoder.state_dict()[k], rtol=0, atol=0)
 
 
-def test_written_version_codes_the_same_streams_with_the_old_tables(tmp_path, import_script):
-    from walloc_io.codec import load_codec
+def _codec_dir(directory):
+    """A trained model, its training images, its tables and its codec directory (rate floor
+    0.5, a ladder of q1 and q100) written to ``directory``."""
     from walloc_io.entropy import fit_model_tables
-    from walloc_io.presets.directory import load_codec_dir, save_codec_dir
+    from walloc_io.presets.directory import save_codec_dir
     from walloc_io.training.export import fit_ladder, training_latents
 
-    tune = import_script("tune_decoder")
     model, train = _trained_model(), _images(3, 256)
     tables = fit_model_tables(training_latents(model, train), model.max_symbol(),
                               CONFIG.entropy_model)
-    old_dir = save_codec_dir(model, tables, tmp_path / "old", {"rate_floor": 0.5},
-                             ladder=fit_ladder(model, train, (1, 100)))
+    return model, train, tables, save_codec_dir(model, tables, directory, {"rate_floor": 0.5},
+                                                ladder=fit_ladder(model, train, (1, 100)))
+
+
+def test_written_version_codes_the_same_streams_with_the_old_tables(tmp_path, import_script):
+    from walloc_io.codec import load_codec
+    from walloc_io.presets.directory import load_codec_dir
+
+    tune = import_script("tune_decoder")
+    model, train, tables, old_dir = _codec_dir(tmp_path / "old")
     grown = deepened(model, 3)
     with torch.no_grad():
         grown.decoder.residual[4].body[2].weight.normal_(0, 0.05)
@@ -155,17 +163,11 @@ def test_a_decoder_version_over_its_preset_shares_the_tables_and_ladder(tmp_path
     bit-exactly, at every quality; a second version leaves no chain of refs."""
     from walloc_io import PresetError
     from walloc_io.codec import load_codec
-    from walloc_io.entropy import fit_model_tables
     from walloc_io.presets import VERSIONS
-    from walloc_io.presets.directory import load_codec_dir, save_codec_dir
-    from walloc_io.training.export import fit_ladder, training_latents
+    from walloc_io.presets.directory import load_codec_dir
 
     tune = import_script("tune_decoder")
-    model, train = _trained_model(), _images(3, 256)
-    tables = fit_model_tables(training_latents(model, train), model.max_symbol(),
-                              CONFIG.entropy_model)
-    directory = save_codec_dir(model, tables, tmp_path / "c", {"rate_floor": 0.5},
-                               ladder=fit_ladder(model, train, (1, 100)))
+    model, train, _, directory = _codec_dir(tmp_path / "c")
     image = train[1][:, :128, :160]
     first = load_codec(str(directory))
     written = {q: first.encode(image, quality=q) for q in (None, 1, 100)}
