@@ -87,44 +87,58 @@ def _keep_versions(out: Path, tmp: Path, fp: str) -> None:
     model whose weights are the new model's (only its config or tables changed, as a rate
     allocation does) keeps a ``weights-<fp8>.ref`` naming the new model instead of a copy;
     one whose tables or quality ladder are the new model's (only its decoder changed, as
-    ``scripts/tune_decoder.py`` does) keeps a ``tables.ref`` or ``ladder.ref`` likewise."""
+    ``scripts/tune_decoder.py`` does) keeps a ``tables.ref`` or ``ladder.ref`` likewise.
+    A kept ref that named a file now shared is pointed at the new model: no chains."""
     from . import VERSIONS, versions
 
-    new = _weight_arrays(tmp)
-    kept = {old_fp: d for old_fp, d in versions(out).items() if old_fp != fp}
-    shared = {old_fp[:8] for old_fp, d in kept.items()
-              if (d / f"weights-{old_fp[:8]}.npz").is_file()
-              and _same_arrays(_weight_arrays(d / f"weights-{old_fp[:8]}.npz"), new)}
-    shared_files = {name: {old_fp[:8] for old_fp, d in kept.items()
-                           if (d / name).is_file() and (tmp / name).is_file()
-                           and _same_arrays(_weight_arrays(d / name), _weight_arrays(tmp / name))}
-                    for name in SHAREABLE}
-    for old_fp, directory in kept.items():
-        dest = tmp / VERSIONS / old_fp[:8]
+    kept = {old_fp[:8]: d for old_fp, d in versions(out).items() if old_fp != fp}
+    new = {"weights": _weight_arrays(tmp),
+           **{name: _weight_arrays(tmp / name) for name in SHAREABLE if (tmp / name).is_file()}}
+
+    def own(d: Path, old8: str, role: str) -> Path:  # the file of ``role`` a version holds
+        return d / (f"weights-{old8}.npz" if role == "weights" else role)
+
+    shared = {role: {old8 for old8, d in kept.items() if own(d, old8, role).is_file()
+                     and _same_arrays(_weight_arrays(own(d, old8, role)), arrays)}
+              for role, arrays in new.items()}
+    for old8, directory in kept.items():
+        dest = tmp / VERSIONS / old8
         dest.mkdir(parents=True, exist_ok=True)
         for f in directory.iterdir():
             if not f.is_file():
                 continue
-            if f.name == f"weights-{old_fp[:8]}.npz" and old_fp[:8] in shared:
-                (dest / f"weights-{old_fp[:8]}{REF}").write_text(fp[:8] + "\n")
-            elif f.name.startswith("weights-") and f.suffix == REF \
-                    and f.read_text().strip() in shared:  # no chains of refs
-                (dest / f.name).write_text(fp[:8] + "\n")
-            elif f.name in SHAREABLE and old_fp[:8] in shared_files[f.name]:
+            role = "weights" if f.name.startswith("weights-") else f.stem + ".npz"
+            if role in shared and (old8 in shared[role] if f.suffix == ".npz" else
+                                   f.suffix == REF and f.read_text().strip() in shared[role]):
                 (dest / (f.stem + REF)).write_text(fp[:8] + "\n")
-            elif f.suffix == REF and f.stem + ".npz" in SHAREABLE \
-                    and f.read_text().strip() in shared_files[f.stem + ".npz"]:
-                (dest / f.name).write_text(fp[:8] + "\n")
             else:
                 shutil.copy2(f, dest / f.name)
 
 
-REF = ".ref"  # a kept version's weights: "these are the weights of model <fp8> of this preset"
-SHAREABLE = ("tables.npz", "ladder.npz")  # tables.ref / ladder.ref: "model <fp8>'s file"
+REF = ".ref"  # a kept version's file held by another: "model <fp8> of this preset has it"
+SHAREABLE = ("tables.npz", "ladder.npz")  # shared as tables.ref / ladder.ref
 
 
 def _is_fp8(text: str) -> bool:
     return len(text) == 8 and all(ch in "0123456789abcdef" for ch in text)
+
+
+def _referenced(ref: Path, name: str | None = None) -> Path:
+    """The file a ``.ref`` names: ``name`` (by default ``weights-<fp8>.npz``) of model
+    <fp8> of the same preset, the current one or a kept version."""
+    from . import VERSIONS, manifest_fingerprint
+
+    target = ref.read_text().strip()
+    path = ref.parent
+    root = path.parent.parent if path.parent.name == VERSIONS else path
+    if _is_fp8(target):
+        name = name or f"weights-{target}.npz"
+        for candidate in (root, root / VERSIONS / target):
+            if (manifest_fingerprint(candidate) or "").startswith(target) \
+                    and (candidate / name).is_file():
+                return candidate / name
+    raise PresetError(f"{ref} names a model {target!r} whose {name or 'weights'} {root} "
+                      "does not hold")
 
 
 def held_file(path: Path, name: str) -> Path | None:
@@ -135,18 +149,7 @@ def held_file(path: Path, name: str) -> Path | None:
     if (path / name).is_file():
         return path / name
     ref = path / (Path(name).stem + REF)
-    if not ref.is_file():
-        return None
-    target = ref.read_text().strip()
-    root = path.parent.parent if path.parent.name == "versions" else path
-    if _is_fp8(target):
-        from . import manifest_fingerprint
-
-        for candidate in (root, root / "versions" / target):
-            fp = manifest_fingerprint(candidate) if candidate.is_dir() else None
-            if fp is not None and fp.startswith(target) and (candidate / name).is_file():
-                return candidate / name
-    raise PresetError(f"{ref} names a model {target!r} whose {name} {root} does not hold")
+    return _referenced(ref, name) if ref.is_file() else None
 
 
 def _weight_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -170,13 +173,7 @@ def _weights_file(path: Path) -> tuple[Path, Path]:
         raise PresetError(f"{path} must hold exactly one weights-*.npz, found {len(files)}")
     if files[0].suffix != REF:
         return files[0], files[0]
-    target = files[0].read_text().strip()
-    root = path.parent.parent if path.parent.name == "versions" else path
-    for candidate in (root, *sorted((root / "versions").glob("*"))):
-        found = candidate / f"weights-{target}.npz"
-        if _is_fp8(target) and found.is_file():
-            return files[0], found
-    raise PresetError(f"{files[0]} names weights {target!r} that {root} does not hold")
+    return files[0], _referenced(files[0])
 
 
 def load_codec_dir(path: Path) -> tuple[WallocModel, EntropyTables, str]:
