@@ -7,7 +7,8 @@ Every image is encoded once at the default quality by each model; each stream is
 decoded ``--repeat`` times (one torch thread) and the median is taken per image. The
 models alternate image by image, so drift on the machine falls on both alike. The decoder's
 multiply-accumulates per output pixel (convolutions, counted by forward hooks on one decode)
-are printed beside the times.
+are printed beside the times. ``--candidate DIR`` adds a codec directory not yet installed
+(a training run's ``--out``), timed in the same run.
 """
 
 from __future__ import annotations
@@ -51,22 +52,32 @@ def main() -> None:
     parser.add_argument("version", help="fingerprint prefix of a kept version")
     parser.add_argument("--images", type=Path, default=Path("data/images/heldout"))
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--candidate", type=Path, help="a codec directory to time too")
+    parser.add_argument("--precision", default="auto", help="the current model's and the "
+                        "candidate's decoder arithmetic (walloc_io.load_codec)")
+    parser.add_argument("--kept-precision", default="auto",
+                        help="the kept version's (float32: as walloc-io 0.9 and before)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    current = walloc_io.load_codec(args.preset, device="cpu")
+    current = walloc_io.load_codec(args.preset, device="cpu", precision=args.precision)
     kept = [fp for fp in versions(resolve(args.preset)) if fp.startswith(args.version)]
     if len(kept) != 1:
         raise SystemExit(f"{args.preset} keeps no single version {args.version}*")
-    old = walloc_io.load_codec(args.preset, device="cpu", fingerprint=kept[0])
+    old = walloc_io.load_codec(args.preset, device="cpu", fingerprint=kept[0],
+                               precision=args.kept_precision)
+    codecs = {"current": current, "kept": old}
+    if args.candidate is not None:
+        codecs["candidate"] = walloc_io.load_codec(args.candidate, device="cpu",
+                                                   precision=args.precision)
     mode = {1: "L", 3: "RGB"}[current.config.channels]
-    times: dict[str, list[float]] = {"current": [], "kept": []}
+    times: dict[str, list[float]] = {name: [] for name in codecs}
     pixels = 0
     macs: dict[str, float] = {}
     for path in sorted(args.images.glob("*.png")):
         x = np.asarray(Image.open(path).convert(mode))
         x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
         pixels += x.shape[1] * x.shape[2]
-        for name, codec in (("current", current), ("kept", old)):
+        for name, codec in codecs.items():
             blob = codec.encode(x)
             macs.setdefault(name, decoder_macs_per_pixel(codec, blob, x.shape[1] * x.shape[2]))
             codec.decode(blob)  # warm
@@ -77,9 +88,16 @@ def main() -> None:
                 runs.append(time.perf_counter() - t)
             times[name].append(statistics.median(runs))
     ms = {k: 1e3 * sum(v) / (pixels / 1e6) for k, v in times.items()}
-    print(f"{args.preset}: current {current.fingerprint[:8]} {ms['current']:.1f} ms/MP "
-          f"({macs['current']:.0f} MAC/pixel), kept {kept[0][:8]} {ms['kept']:.1f} ms/MP "
+    print(f"{args.preset}: current {current.fingerprint[:8]} ({current.precision}) "
+          f"{ms['current']:.1f} ms/MP ({macs['current']:.0f} MAC/pixel), kept {kept[0][:8]} "
+          f"({old.precision}) {ms['kept']:.1f} ms/MP "
           f"({macs['kept']:.0f} MAC/pixel), ratio {ms['current'] / ms['kept']:.2f}")
+    if "candidate" in codecs:
+        c = codecs["candidate"]
+        print(f"{args.preset}: candidate {c.fingerprint[:8]} ({c.precision}) "
+              f"{ms['candidate']:.1f} ms/MP "
+              f"({macs['candidate']:.0f} MAC/pixel), ratio {ms['candidate'] / ms['current']:.2f}"
+              " to current")
 
 
 if __name__ == "__main__":

@@ -188,7 +188,8 @@ def test_decoder_drift_across_threads_and_batches_stays_inside_the_margin(gray):
             for batch in (1, 4):
                 ys = []
                 for i in range(0, 4, batch):
-                    ys += gray._decode_stack(read[i:i + batch])
+                    # exact: the float32 path bounded streams take (whatever the precision)
+                    ys += gray._decode_stack(read[i:i + batch], exact=True)
                 outs.append(np.stack(ys).astype(np.float64))
     finally:
         torch.set_num_threads(threads)

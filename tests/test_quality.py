@@ -66,7 +66,10 @@ def test_batches_mixing_qualities_decode_as_one_by_one(rgb, photo):
     blobs = [rgb.encode(photo[:, :64, :64], quality=q) for q in (5, None, 95)]
     together = rgb.decode_batch(blobs)
     for blob, y in zip(blobs, together):
-        np.testing.assert_array_equal(y, rgb.decode(blob))
+        d = np.abs(y.astype(int) - rgb.decode(blob))
+        # float32: equal; bfloat16 blocks (a checked model on a CPU with native bfloat16)
+        # round a batch apart from one stream at a few per cent of pixels, by one level
+        assert d.max() <= (0 if rgb.precision == "float32" else 1) and (d > 0).mean() < 0.05
     decoder = walloc_io.BatchDecoder("rgb-16x", device="cpu")
     batch = decoder([rgb.entropy_decode(b) for b in blobs]).numpy()
     assert max(np.abs(batch[i].astype(int) - together[i]).max() for i in range(3)) <= 1

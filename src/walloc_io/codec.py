@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import os
 import threading
 import warnings
 from collections import defaultdict
@@ -60,6 +62,43 @@ def pick_device(device: str | torch.device | None) -> torch.device:
     return device
 
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+BFLOAT16_KEY = "bfloat16"  # manifest entry of scripts/check_precision.py's measurement
+
+
+@functools.cache
+def native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16, as Linux's
+    ``/proc/cpuinfo`` lists them): there bfloat16 convolutions run about twice as fast as
+    float32 ones. False where that cannot be read (bfloat16 would then be emulated)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = {f for line in text.splitlines() if line.startswith("flags")
+             for f in line.split(":", 1)[1].split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def pick_precision(precision: str | None, device: torch.device, checked: bool = False
+                   ) -> torch.dtype | None:
+    """The dtype of the decoder's residual blocks for ``precision`` (None: the
+    ``WALLOC_PRECISION`` environment variable, else ``"auto"``); None for float32.
+    ``"auto"``: bfloat16 for a model whose manifest records that it was ``checked`` in
+    bfloat16 (``scripts/check_precision.py``: on validation content no pixel moves by more
+    than one level of 255) on a CPU that computes bfloat16 natively; float32 elsewhere (CUDA
+    keeps its TF32 convolutions). ``"float32"``: always; ``"bfloat16"``: always, checked
+    or not. Error-bounded streams are always decoded in float32 (:meth:`Codec.synthesise`)."""
+    if precision is None:
+        precision = os.environ.get("WALLOC_PRECISION", "auto")
+    if precision not in PRECISIONS:
+        raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bfloat16" or (precision == "auto" and checked and device.type == "cpu"
+                                   and native_bfloat16()):
+        return torch.bfloat16
+    return None
+
+
 class Codec:
     """A trained WaLLoC codec: ``encode`` signals to ``.wlc`` bytes, ``decode`` them back.
 
@@ -85,8 +124,11 @@ class Codec:
         self, model: WallocModel, tables: EntropyTables, fingerprint: str,
         device: str | torch.device | None = None, source: str | None = None,
         ladder: dict[int, EntropyTables] | None = None, rate_floor: float = 0.0,
+        precision: str | None = None, bfloat16_checked: bool = False,
     ) -> None:
         self.device = pick_device(device)
+        # the residual blocks' dtype (runtime state: see pick_precision)
+        self.hidden_dtype = pick_precision(precision, self.device, bfloat16_checked)
         self.model = model.eval().to(self.device)
         self.tables, self.fingerprint, self.source = tables, fingerprint, source
         self.coder = LatentCoder(tables)  # format 2 (native); format 1 streams use constriction
@@ -118,7 +160,13 @@ class Codec:
     def __reduce__(self):
         if self.source is None:
             raise TypeError("only codecs loaded from a preset or directory can be pickled")
-        return load_codec, (self.source, str(self.device))
+        return load_codec, (self.source, str(self.device), None, self.precision)
+
+    @property
+    def precision(self) -> str:
+        """``"bfloat16"`` where the decoder's hidden layers run in bfloat16, else
+        ``"float32"`` (see :func:`pick_precision`)."""
+        return "float32" if self.hidden_dtype is None else "bfloat16"
 
     # -- encoding ---------------------------------------------------------------------------
     def encode(self, x, *, sample_rate: int = 0, quality: int | None = None,
@@ -408,9 +456,9 @@ class Codec:
         before the clamp to [-1/2, 1/2], for such a caller).
         ``steps``: the quantisation step of every item (one for all, or one each;
         ``walloc_io.quality.step(header.quality)``; the model applies its channels' gains).
-        ``exact``: full float32 arithmetic on CUDA (TF32 convolutions off), as error-bounded
-        streams need: their residual assumes the reconstruction within float32 rounding of
-        the encoder's."""
+        ``exact``: full float32 arithmetic (TF32 convolutions off on CUDA, no bfloat16 hidden
+        layers, see :func:`pick_precision`), as error-bounded streams need: their residual
+        assumes the reconstruction within float32 rounding of the encoder's."""
         z = torch.as_tensor(np.asarray(latents) if not torch.is_tensor(latents) else latents)
         step: float | torch.Tensor
         if isinstance(steps, (int, float)):
@@ -419,7 +467,8 @@ class Codec:
             each = [float(v) for v in steps]
             step = each[0] if len(set(each)) == 1 else torch.tensor(each)
         with self._lock, torch.inference_mode(), _full_float32(exact and self.device.type == "cuda"):
-            return self.model.decode_latents(z.to(self.device), step, clamp=clamp)
+            return self.model.decode_latents(z.to(self.device), step, clamp=clamp,
+                                             hidden_dtype=None if exact else self.hidden_dtype)
 
     def _decode_stack(self, items: list[tuple[Header, np.ndarray]], exact: bool = False
                       ) -> list[np.ndarray]:
@@ -453,7 +502,8 @@ class Codec:
         if self.source is None:
             raise ModelMismatchError(f"stream was made by model {fingerprint[:12]}, not by this "
                                      f"codec ({self.config.name}, {self.fingerprint[:12]})")
-        return load_codec(self.source, device=self.device, fingerprint=fingerprint)
+        return load_codec(self.source, device=self.device, fingerprint=fingerprint,
+                          precision=self.precision)
 
     def check(self, h: Header) -> None:
         """Raise unless ``h`` is a header this codec can decode (fingerprint, shapes)."""
@@ -545,13 +595,13 @@ def _restore_tensor(y: torch.Tensor, h: Header) -> torch.Tensor:
     return v.to(_TORCH_DTYPES[h.dtype])
 
 
-_CACHE: dict[tuple[str, str, str | None], Codec] = {}
+_CACHE: dict[tuple[str, str, str | None, str], Codec] = {}
 _CACHE_LOCK = threading.Lock()
 
 
 def load_codec(
     name_or_path: str | Path, device: str | torch.device | None = None,
-    fingerprint: str | None = None,
+    fingerprint: str | None = None, precision: str | None = None,
 ) -> Codec:
     """Open a preset (see :func:`list_presets`) or a codec directory written by training.
 
@@ -571,6 +621,12 @@ def load_codec(
         Open this model of the directory: its current one or an earlier version kept
         under ``versions/`` when it was retrained (a :class:`~walloc_io.ModelMismatchError` if it
         holds neither), e.g. the fingerprint of an old stream's header.
+    precision : str, optional
+        The decoder's arithmetic: ``"auto"`` (the default, or the ``WALLOC_PRECISION``
+        environment variable): its residual blocks in bfloat16 on a CPU that computes
+        bfloat16 natively, for models checked in it (their decoded pixels move by at most
+        one level of 255), float32 elsewhere; ``"float32"``; ``"bfloat16"``. Streams and
+        latents are the same either way (see :func:`pick_precision`).
 
     Examples
     --------
@@ -589,7 +645,9 @@ def load_codec(
                               f"versions: {', '.join(f[:12] for f in versions(path))})")
         name_or_path = path = version
     dev = pick_device(device)
-    key = (str(path), str(dev), manifest_fingerprint(path))
+    manifest = json.loads((path / "manifest.json").read_text())
+    hidden = pick_precision(precision, dev, BFLOAT16_KEY in manifest)
+    key = (str(path), str(dev), manifest_fingerprint(path), str(hidden))
     with _CACHE_LOCK:
         if key not in _CACHE:
             model, tables, fp = load_codec_dir(path)
@@ -597,9 +655,9 @@ def load_codec(
                 name_or_path).exists() else str(path)
             held = held_file(path, "ladder.npz")
             ladder = load_ladder(held) if held is not None else None
-            floor = json.loads((path / "manifest.json").read_text()).get("rate_floor", 0.0)
             _CACHE[key] = Codec(model, tables, fp, dev, source=source, ladder=ladder,
-                                rate_floor=floor)
+                                rate_floor=manifest.get("rate_floor", 0.0),
+                                precision="float32" if hidden is None else "bfloat16")
         return _CACHE[key]
 
 

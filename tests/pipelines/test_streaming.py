@@ -93,6 +93,10 @@ def test_batched_decode_on_the_device_equals_per_sample_decode(shards, codec):
     decoder = walloc_io.BatchDecoder("rgb-16x", device="auto")
     blobs = {k[:-4]: v for u in urls for k, v in _members(u).items() if k.endswith(".wlc")}
     batches = 0
+    # float32: equal but for rounding ties; bfloat16 blocks (rgb-16x on a CPU with native
+    # bfloat16) round a batch's increments apart from a single stream's at a few per cent
+    # of pixels, each by one level at most
+    same = 0.999 if codec.precision == "float32" else 0.95
     for keys, batch in loader:
         assert isinstance(batch, walloc_io.pipelines.batch.DeferredBatch)
         assert batch.codes.shape == (6, 12, 8, 12)  # entropy-decoded in the workers
@@ -101,13 +105,15 @@ def test_batched_decode_on_the_device_equals_per_sample_decode(shards, codec):
         assert signals.dtype == np.uint8 and unit.dtype == np.float32
         for key, x, u in zip(keys, signals, unit):
             ref = codec.decode(blobs[key])
-            assert np.abs(x.astype(int) - ref).max() <= 1 and (x == ref).mean() > 0.999
-            assert np.abs(u * 255 - ref).max() <= 0.51
+            assert np.abs(x.astype(int) - ref).max() <= 1 and (x == ref).mean() > same
+            assert np.abs(u * 255 - ref).max() <= (0.51 if same > 0.99 else 1.51)
         batches += 1
     assert batches == 2
     # streams straight from the tar, decoded in the training process
     direct = decoder([blobs["s000"], blobs["s001"]]).numpy()
-    np.testing.assert_array_equal(direct[0], codec.decode(blobs["s000"]))
+    ref = codec.decode(blobs["s000"])
+    assert np.abs(direct[0].astype(int) - ref).max() <= (0 if same > 0.99 else 1)
+    assert (direct[0] == ref).mean() > same
 
 
 def test_batching_different_sizes_is_a_clear_error(codec):

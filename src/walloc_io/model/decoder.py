@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -58,7 +60,39 @@ class Decoder(nn.Module):
             layers = [conv(ndim, latent, hidden, kernel), nn.GELU()]
             layers += [ResidualBlock(ndim, hidden, kernel, attention) for _ in range(blocks)]
             self.residual = nn.Sequential(*layers, nn.GELU(), tail)
+        # dtype -> (the weights' identity, cast copies of the blocks): not in the state dict
+        self._cast_copies: dict[torch.dtype, tuple[tuple, list[ResidualBlock]]] = {}
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, hidden_dtype: torch.dtype | None = None) -> torch.Tensor:
+        """``hidden_dtype`` (e.g. ``torch.bfloat16``; inference only): the residual blocks'
+        convolutions in that dtype. The skip path through the blocks, the first and last
+        layers and the linear path stay in ``z``'s dtype, so only each block's increment is
+        rounded. Whether a model tolerates it is measured per model
+        (``scripts/check_precision.py``); see :func:`walloc_io.codec.pick_precision`."""
         out = self.linear(z)
-        return out if self.residual is None else out + self.residual(z)
+        if self.residual is None:
+            return out
+        if hidden_dtype is None or hidden_dtype == z.dtype:
+            return out + self.residual(z)
+        h, copies = z, iter(self._cast_blocks(hidden_dtype))
+        for layer in self.residual.children():
+            if isinstance(layer, ResidualBlock):
+                block = next(copies)
+                h = h + block.attention(block.body(h.to(hidden_dtype))).to(z.dtype)
+            else:
+                h = layer(h)
+        return out + h
+
+    def _cast_blocks(self, dtype: torch.dtype) -> list[ResidualBlock]:
+        """Copies of the residual blocks cast to ``dtype``, made once and remade when any
+        of their weights changes (training, a state load): runtime state, not weights."""
+        blocks = [m for m in self.residual.children() if isinstance(m, ResidualBlock)] \
+            if self.residual is not None else []
+        key = tuple((p.data_ptr(), p._version) for b in blocks for p in b.parameters())
+        cached = self._cast_copies.get(dtype)
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                copies = [copy.deepcopy(b).to(dtype).eval().requires_grad_(False)
+                          for b in blocks]
+            cached = self._cast_copies[dtype] = (key, copies)
+        return cached[1]

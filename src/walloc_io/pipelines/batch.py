@@ -157,5 +157,6 @@ def _load(codec, device):
     from ..codec import Codec, load_codec
 
     if isinstance(codec, Codec):
-        return codec if codec.device == device else load_codec(codec.source, device=device)
+        return codec if codec.device == device else load_codec(
+            codec.source, device=device, precision=codec.precision)
     return load_codec(codec, device=device)
