@@ -24,6 +24,7 @@ from .entropy import EntropyTables, LatentCoder, format1, ladder_ids, load_ladde
 from .errors import BitstreamError, InputError, ModelMismatchError
 from .latents import Latents
 from .model import WallocModel
+from .model.decoder import BlockPrecision
 from .model.analysis import NativeAnalysis
 from .presets import find_version, manifest_fingerprint, resolve, versions
 from .presets.directory import held_file, load_codec_dir
@@ -86,7 +87,8 @@ def pick_precision(precision: str | None, device: torch.device, checked: bool = 
     ``WALLOC_PRECISION`` environment variable, else ``"auto"``); None for float32.
     ``"auto"``: bfloat16 for a model whose manifest records that it was ``checked`` in
     bfloat16 (``scripts/check_precision.py``: on validation content no pixel moves by more
-    than one level of 255) on a CPU that computes bfloat16 natively; float32 elsewhere (CUDA
+    than one level of 255, with the blocks it lists kept in float32) on a CPU that computes
+    bfloat16 natively; float32 elsewhere (CUDA
     keeps its TF32 convolutions). ``"float32"``: always; ``"bfloat16"``: always, checked
     or not. Error-bounded streams are always decoded in float32 (:meth:`Codec.synthesise`)."""
     if precision is None:
@@ -124,11 +126,14 @@ class Codec:
         self, model: WallocModel, tables: EntropyTables, fingerprint: str,
         device: str | torch.device | None = None, source: str | None = None,
         ladder: dict[int, EntropyTables] | None = None, rate_floor: float = 0.0,
-        precision: str | None = None, bfloat16_checked: bool = False,
+        precision: str | None = None, bfloat16: dict | None = None,
     ) -> None:
         self.device = pick_device(device)
-        # the residual blocks' dtype (runtime state: see pick_precision)
-        self.hidden_dtype = pick_precision(precision, self.device, bfloat16_checked)
+        # the residual blocks' arithmetic (runtime state: see pick_precision); ``bfloat16``:
+        # the manifest's record of scripts/check_precision.py, with the blocks it keeps
+        dtype = pick_precision(precision, self.device, bfloat16 is not None)
+        keep = tuple(int(b) for b in (bfloat16 or {}).get("float32_blocks", ()))
+        self.reduced = None if dtype is None else BlockPrecision(dtype, keep)
         self.model = model.eval().to(self.device)
         self.tables, self.fingerprint, self.source = tables, fingerprint, source
         self.coder = LatentCoder(tables)  # format 2 (native); format 1 streams use constriction
@@ -166,7 +171,7 @@ class Codec:
     def precision(self) -> str:
         """``"bfloat16"`` where the decoder's hidden layers run in bfloat16, else
         ``"float32"`` (see :func:`pick_precision`)."""
-        return "float32" if self.hidden_dtype is None else "bfloat16"
+        return "float32" if self.reduced is None else "bfloat16"
 
     # -- encoding ---------------------------------------------------------------------------
     def encode(self, x, *, sample_rate: int = 0, quality: int | None = None,
@@ -468,7 +473,7 @@ class Codec:
             step = each[0] if len(set(each)) == 1 else torch.tensor(each)
         with self._lock, torch.inference_mode(), _full_float32(exact and self.device.type == "cuda"):
             return self.model.decode_latents(z.to(self.device), step, clamp=clamp,
-                                             hidden_dtype=None if exact else self.hidden_dtype)
+                                             reduced=None if exact else self.reduced)
 
     def _decode_stack(self, items: list[tuple[Header, np.ndarray]], exact: bool = False
                       ) -> list[np.ndarray]:
@@ -646,7 +651,8 @@ def load_codec(
         name_or_path = path = version
     dev = pick_device(device)
     manifest = json.loads((path / "manifest.json").read_text())
-    hidden = pick_precision(precision, dev, BFLOAT16_KEY in manifest)
+    checked = manifest.get(BFLOAT16_KEY)
+    hidden = pick_precision(precision, dev, checked is not None)
     key = (str(path), str(dev), manifest_fingerprint(path), str(hidden))
     with _CACHE_LOCK:
         if key not in _CACHE:
@@ -657,7 +663,8 @@ def load_codec(
             ladder = load_ladder(held) if held is not None else None
             _CACHE[key] = Codec(model, tables, fp, dev, source=source, ladder=ladder,
                                 rate_floor=manifest.get("rate_floor", 0.0),
-                                precision="float32" if hidden is None else "bfloat16")
+                                precision="float32" if hidden is None else "bfloat16",
+                                bfloat16=checked)
         return _CACHE[key]
 
 

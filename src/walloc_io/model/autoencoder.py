@@ -13,7 +13,7 @@ from .. import quality
 from ..config import CodecConfig
 from ..transform import PacketTransform
 from .bottleneck import Companding, LaplaceRate
-from .decoder import Decoder, conv
+from .decoder import BlockPrecision, Decoder, conv
 
 
 class TrainOutput(NamedTuple):
@@ -46,11 +46,12 @@ class WallocModel(nn.Module):
         return self.companding(self.encoder(self.transform(x)))
 
     def synthesise(self, y: torch.Tensor, clamp: bool = True,
-                   hidden_dtype: torch.dtype | None = None) -> torch.Tensor:
+                   reduced: BlockPrecision | None = None) -> torch.Tensor:
         """Quantised (or noisy) latents -> signal in ``[-1/2, 1/2]`` (``clamp=False``: the
         network's output as is, for a caller that adds a boundary part first;
-        ``hidden_dtype``: the decoder's hidden layers in that dtype, see :class:`Decoder`)."""
-        x = self.transform.inverse(self.decoder(self.companding.inverse(y), hidden_dtype))
+        ``reduced``: the decoder's residual blocks in a narrower dtype, see
+        :class:`Decoder`)."""
+        x = self.transform.inverse(self.decoder(self.companding.inverse(y), reduced))
         return x.clamp(-0.5, 0.5) if clamp else x
 
     def grid(self, step: float | torch.Tensor, ndim: int, like: torch.Tensor
@@ -86,7 +87,7 @@ class WallocModel(nn.Module):
         return torch.round(y).to(torch.int32)
 
     def decode_latents(self, latents: torch.Tensor, step: float | torch.Tensor = 1.0,
-                       clamp: bool = True, hidden_dtype: torch.dtype | None = None
+                       clamp: bool = True, reduced: BlockPrecision | None = None
                        ) -> torch.Tensor:
         """Integer codes (times their quantisation ``step``, a scalar or one per item, per
         channel with rate allocation) -> signals in ``[-1/2, 1/2]`` (``clamp``: see
@@ -95,7 +96,7 @@ class WallocModel(nn.Module):
         y = latents.to(dtype)
         if not (isinstance(step, float) and step == 1.0) or self.config.step_gains:
             y = y * self.grid(step, y.ndim, y)
-        return self.synthesise(y, clamp, hidden_dtype)
+        return self.synthesise(y, clamp, reduced)
 
     def forward(self, x: torch.Tensor, step: torch.Tensor | float = 1.0) -> TrainOutput:
         """Training/validation pass; ``step``: quantisation step per item ``(N,)`` or one

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -11,6 +12,16 @@ from torch import nn
 def conv(ndim: int, cin: int, cout: int, kernel: int = 1) -> nn.Module:
     cls = nn.Conv2d if ndim == 2 else nn.Conv1d
     return cls(cin, cout, kernel, padding=kernel // 2, padding_mode="replicate" if kernel > 1 else "zeros")
+
+
+@dataclass(frozen=True)
+class BlockPrecision:
+    """Residual blocks in ``dtype`` (e.g. ``torch.bfloat16``) but those numbered in
+    ``keep`` (from 0), which stay in the latents' dtype: a model whose blocks make large
+    increments loses quality when they are rounded (rgb-4x's block 3)."""
+
+    dtype: torch.dtype
+    keep: tuple[int, ...] = ()
 
 
 class ChannelAttention(nn.Module):
@@ -63,22 +74,26 @@ class Decoder(nn.Module):
         # dtype -> (the weights' identity, cast copies of the blocks): not in the state dict
         self._cast_copies: dict[torch.dtype, tuple[tuple, list[ResidualBlock]]] = {}
 
-    def forward(self, z: torch.Tensor, hidden_dtype: torch.dtype | None = None) -> torch.Tensor:
-        """``hidden_dtype`` (e.g. ``torch.bfloat16``; inference only): the residual blocks'
-        convolutions in that dtype. The skip path through the blocks, the first and last
-        layers and the linear path stay in ``z``'s dtype, so only each block's increment is
-        rounded. Whether a model tolerates it is measured per model
+    def forward(self, z: torch.Tensor, reduced: BlockPrecision | None = None) -> torch.Tensor:
+        """``reduced`` (inference only): the residual blocks' convolutions in a narrower
+        dtype, but for the blocks it keeps. The skip path through the blocks, the first and
+        last layers and the linear path stay in ``z``'s dtype, so only each block's increment
+        is rounded. What a model tolerates is measured per model
         (``scripts/check_precision.py``); see :func:`walloc_io.codec.pick_precision`."""
         out = self.linear(z)
         if self.residual is None:
             return out
-        if hidden_dtype is None or hidden_dtype == z.dtype:
+        if reduced is None or reduced.dtype == z.dtype:
             return out + self.residual(z)
-        h, copies = z, iter(self._cast_blocks(hidden_dtype))
+        h, copies, index = z, iter(self._cast_blocks(reduced.dtype)), 0
         for layer in self.residual.children():
             if isinstance(layer, ResidualBlock):
                 block = next(copies)
-                h = h + block.attention(block.body(h.to(hidden_dtype))).to(z.dtype)
+                if index in reduced.keep:
+                    h = layer(h)
+                else:
+                    h = h + block.attention(block.body(h.to(reduced.dtype))).to(z.dtype)
+                index += 1
             else:
                 h = layer(h)
         return out + h
