@@ -24,8 +24,8 @@ from .entropy import EntropyTables, LatentCoder, format1, ladder_ids, load_ladde
 from .errors import BitstreamError, InputError, ModelMismatchError
 from .latents import Latents
 from .model import WallocModel
-from .model.decoder import BlockPrecision
 from .model.analysis import NativeAnalysis
+from .model.decoder import BlockPrecision
 from .presets import find_version, manifest_fingerprint, resolve, versions
 from .presets.directory import held_file, load_codec_dir
 from .signal import (
