@@ -1,13 +1,15 @@
 #!/usr/bin/env python
-"""Train a deeper decoder for a shipped image preset, its encoder frozen (a new version).
+"""Train a deeper decoder for a shipped image or audio preset, its encoder frozen (a new version).
 
     python scripts/tune_decoder.py rgb-16x --blocks 6 --steps 12000 --workdir runs/rgb-16x-d6 \\
         --out runs/rgb-16x-d6-out
+    python scripts/tune_decoder.py mono-16x --data data/audio-varied/mono --blocks 8 \
+        --steps 6000 --workdir runs/mono-16x-d8 --out runs/mono-16x-d8-out
 
 The preset's current model is loaded and its decoder deepened to ``--blocks`` residual
 blocks that start as the identity (:func:`walloc_io.training.decoder.deepened`); only the
 decoder then trains, on rounded latents at qualities drawn per crop and on the periodic
-part of each crop, as the codec codes them (resumable in WORKDIR). The latents stay
+part of each image crop (audio crops as they are), as the codec codes them (resumable in WORKDIR). The latents stay
 bit-identical, so the codec directory written to ``--out`` (by default over the preset,
 the old model kept in ``versions/``) carries the old model's tables and quality ladder
 unchanged: the same streams, a new fingerprint for the new weights. ``--export-only``
@@ -26,10 +28,11 @@ import torch
 
 from walloc_io.entropy import load_ladder
 from walloc_io.presets.directory import load_codec_dir, save_codec_dir
-from walloc_io.training import load_images
+from walloc_io.training import load_images, load_signals
 from walloc_io.training.decoder import DecoderSettings, DecoderTrainer, deepened
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "src/walloc_io/presets"
+AUDIO_CROP = 2**15  # samples: 128 latent steps at J = 8, as the audio presets trained
 KEPT = ("training", "allocation", "entropy", "rate_floor")  # manifest entries carried over
 
 
@@ -41,6 +44,9 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, required=True, help="residual blocks to grow to")
     parser.add_argument("--steps", type=int, default=DecoderSettings.steps)
     parser.add_argument("--lr", type=float, default=DecoderSettings.lr)
+    parser.add_argument("--crop", type=int, help="crop size (default: 256 pixels, "
+                        "32768 samples for audio)")
+    parser.add_argument("--batch", type=int, help="crops per step (default: 8, 16 for audio)")
     parser.add_argument("--split-share", type=float, default=DecoderSettings.split_share,
                         help="share of crops coded with the boundary split (the rest as is)")
     parser.add_argument("--workdir", type=Path, required=True)
@@ -49,19 +55,27 @@ def main() -> None:
     args = parser.parse_args()
     directory = PRESET_DIR / args.preset
     model, tables, fp = load_codec_dir(directory)
-    if model.config.modality != "image":
-        raise SystemExit(f"{args.preset} is not an image preset")
+    audio = model.config.modality == "audio"
+    if not audio and (model.config.modality != "image" or model.config.channels not in (1, 3)):
+        raise SystemExit(f"{args.preset} is neither a gray/RGB image nor an audio preset")
     grown = deepened(model, args.blocks)
-    settings = DecoderSettings(steps=args.steps, lr=args.lr, split_share=args.split_share)
-    channels = model.config.channels
-    trainer = DecoderTrainer(grown, settings, load_images(args.data / "train", channels),
-                             load_images(args.data / "val", channels), args.workdir)
+    settings = DecoderSettings(steps=args.steps, lr=args.lr, split_share=args.split_share,
+                               crop=args.crop or (AUDIO_CROP if audio else 256),
+                               batch=args.batch or (16 if audio else 8))
+    if audio:
+        train, val = (load_signals(args.data / part, "audio") for part in ("train", "val"))
+    else:
+        channels = model.config.channels
+        train, val = (load_images(args.data / part, channels) for part in ("train", "val"))
+    trainer = DecoderTrainer(grown, settings, train, val, args.workdir)
     if args.export_only:
         trainer.resume()
     else:
         trainer.run(report=lambda line: print(line, flush=True))
-    recipe = (f"scripts/tune_decoder.py {args.preset} --blocks {args.blocks} --steps "
-              f"{args.steps} --lr {args.lr} --split-share {args.split_share}")
+    recipe = (f"scripts/tune_decoder.py {args.preset} --data {args.data} --blocks "
+              f"{args.blocks} --steps {args.steps} --lr {args.lr} --crop {settings.crop} "
+              f"--batch {settings.batch}"
+              + ("" if audio else f" --split-share {args.split_share}"))
     path = write_version(directory, grown, trainer.log, args.out or directory, recipe)
     print(f"wrote {path}: {args.blocks}-block decoder on {fp[:8]}", file=sys.stderr)
 

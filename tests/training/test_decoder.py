@@ -109,6 +109,47 @@ def test_training_moves_only_the_decoder_and_resumes_exactly(tmp_path):
         torch.testing.assert_close(v, whole.model.decoder.state_dict()[k], rtol=0, atol=0)
 
 
+AUDIO = CodecConfig(name="a", modality="audio", channels=1, levels=3, latent_channels=2,
+                    decoder_channels=8, decoder_blocks=1)
+
+
+def _clips(n: int, samples: int = 4096, seed: int = 0) -> list[np.ndarray]:
+    """Float clips in [-1/2, 1/2] ``(1, T)``: two tones and noise, as load_signals gives."""
+    rng, t = np.random.default_rng(seed), np.arange(samples)
+    return [(0.2 * np.sin(t * rng.uniform(0.01, 0.2)) + 0.1 * np.sin(t * rng.uniform(0.3, 1))
+             + rng.normal(0, 0.02, samples))[None].astype(np.float32) for _ in range(n)]
+
+
+def test_an_audio_decoder_trains_on_its_own_crops_and_is_validated_by_snr(tmp_path):
+    torch.manual_seed(0)
+    model = WallocModel(AUDIO).eval()
+    grown = deepened(model, 3)
+    settings = DecoderSettings(steps=4, batch=2, crop=1024, warmup=1, checkpoint_every=2,
+                               validate_every=2)
+    train, val = _clips(3), _clips(2, 4000, seed=5)  # 4000: cut to a multiple of 8
+    trainer = DecoderTrainer(grown, settings, train, val, tmp_path)
+    assert trainer.sampler.low_contrast == 0 and not trainer.sampler.augment
+    assert [v.shape for v in trainer.val] == [(1, 1, 4000)] * 2
+    before = trainer.validate()
+    assert sorted(before) == ["val_snr_q1", "val_snr_q100", "val_snr_q50"]
+    assert before["val_snr_q1"] < before["val_snr_q100"]  # finer grid, less error
+    snrs = []  # the SNR of the codec's own reconstruction at q50 (step 1), item by item
+    with torch.no_grad():
+        for x in trainer.val:
+            r = grown.synthesise(quantise(grown, x, np.array([1.0]))).double()
+            snrs.append(10 * np.log10(float((x.double() ** 2).mean())
+                                      / float(((r - x) ** 2).mean())))
+    assert before["val_snr_q50"] == pytest.approx(np.mean(snrs), abs=1e-6)
+    start = {k: v.clone() for k, v in grown.state_dict().items()}
+    trainer.run(report=lambda line: None)
+    after = trainer.model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in start.items()
+               if not k.startswith("decoder."))
+    assert not torch.equal(after["decoder.linear.weight"], start["decoder.linear.weight"])
+    rows = [json.loads(r) for r in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 4 and "val_snr_q50" in rows[-1]
+
+
 def _codec_dir(directory):
     """A trained model, its training images, its tables and its codec directory (rate floor
     0.5, a ladder of q1 and q100) written to ``directory``."""

@@ -8,6 +8,8 @@ What the decoder is trained on is what it meets in a stream:
 - latents *rounded* on the grid of a quality drawn per crop (the knob's 1..100, the design
   point and the floor rungs above 100; per channel under a rate allocation), not the
   uniform noise of joint training;
+- audio crops as they are (no split; ``low_contrast`` and the image augmentations do not
+  apply), validated by SNR instead of PSNR;
 - for images, the periodic part of each crop (:mod:`walloc_io.boundary`): the codec codes
   ``u - s`` and adds ``s`` back after the network, so the loss is taken on ``clamp(p̂ + s)``;
   a share of the crops (``1 - split_share``) as they are, wrap edges included, as the codec
@@ -114,10 +116,13 @@ class DecoderTrainer:
             p.requires_grad_(True)
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        image = model.config.modality == "image"
         self.sampler = CropSampler(train, settings.crop, settings.seed,
-                                   augment=settings.augment, low_contrast=settings.low_contrast)
+                                   augment=settings.augment and image,
+                                   low_contrast=settings.low_contrast if image else 0.0)
         f = model.transform.factor
-        self.val = [to_unit(v[:, : v.shape[1] // f * f, : v.shape[2] // f * f])[None]
+        # every signal axis cut to a multiple of the transform's factor
+        self.val = [to_unit(v[(slice(None), *(slice(0, n // f * f) for n in v.shape[1:]))])[None]
                     for v in val]
         self.optimiser = torch.optim.Adam(model.decoder.parameters(), lr=settings.lr)
         self.rng = np.random.default_rng(settings.seed + 1)
@@ -188,18 +193,23 @@ class DecoderTrainer:
     @torch.no_grad()
     def validate(self, qualities: tuple[int, ...] = (1, 50, 100)) -> dict[str, float]:
         """Mean PSNR of the validation images decoded at each of ``qualities`` (as the codec
-        does: split, rounded latents, ``s`` added back, uint8 output)."""
+        does: split, rounded latents, ``s`` added back, uint8 output); for audio the mean
+        SNR (``val_snr_q*``: signal over error power, as ``walloc eval`` reports it)."""
         self.model.eval()
+        audio = self.model.config.modality == "audio"
         out = {}
         for q in qualities:
-            psnrs = []
+            scores = []
             for x in self.val:
                 p, smooth = periodic(x)
                 y = quantise(self.model, p, np.array([quality.step(q)]))
                 r = (self.model.synthesise(y, clamp=False) + smooth).clamp(-0.5, 0.5)
+                if audio:
+                    scores.append(_snr(x, r))
+                    continue
                 r, t = torch.round((r + 0.5) * 255), torch.round((x + 0.5) * 255)
-                psnrs.append(_psnr(torch.mean((r - t) ** 2).item() / 255 ** 2))
-            out[f"val_psnr_q{q}"] = float(np.mean(psnrs))
+                scores.append(_psnr(torch.mean((r - t) ** 2).item() / 255 ** 2))
+            out[f"val_{'snr' if audio else 'psnr'}_q{q}"] = float(np.mean(scores))
         return out
 
     def run(self, report=print) -> None:
@@ -232,3 +242,10 @@ class DecoderTrainer:
 
 def _psnr(mse: float) -> float:
     return 10 * math.log10(1 / max(mse, 1e-12))
+
+
+def _snr(x: torch.Tensor, r: torch.Tensor) -> float:
+    """Signal over error power in dB, in float64."""
+    x, r = x.double(), r.double()
+    return 10 * math.log10(float(torch.mean(x ** 2)) / max(float(torch.mean((r - x) ** 2)),
+                                                            1e-20))
