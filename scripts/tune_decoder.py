@@ -9,11 +9,11 @@
 The preset's current model is loaded and its decoder deepened to ``--blocks`` residual
 blocks that start as the identity (:func:`walloc_io.training.decoder.deepened`); only the
 decoder then trains, on rounded latents at qualities drawn per crop and on the periodic
-part of each image crop (audio crops as they are), as the codec codes them (resumable in WORKDIR). The latents stay
-bit-identical, so the codec directory written to ``--out`` (by default over the preset,
-the old model kept in ``versions/``) carries the old model's tables and quality ladder
-unchanged: the same streams, a new fingerprint for the new weights. ``--export-only``
-writes the directory from WORKDIR's checkpoint without training.
+part of each image crop (audio crops as they are), as the codec codes them (resumable in
+WORKDIR). The latents stay bit-identical, so the codec directory written to ``--out`` (by
+default over the preset, the old model kept in ``versions/``) carries the old model's
+tables and quality ladder unchanged: the same streams, a new fingerprint for the new
+weights. ``--export-only`` writes the directory from WORKDIR's checkpoint without training.
 """
 
 from __future__ import annotations
