@@ -47,6 +47,9 @@ def main() -> None:
     parser.add_argument("--crop", type=int, help="crop size (default: 256 pixels, "
                         "32768 samples for audio)")
     parser.add_argument("--batch", type=int, help="crops per step (default: 8, 16 for audio)")
+    parser.add_argument("--loss", choices=("mse", "snr"),
+                        help="mse: the batch's MSE (default for images); snr: the mean of "
+                        "each crop's error in dB, the mean SNR (default for audio)")
     parser.add_argument("--split-share", type=float, default=DecoderSettings.split_share,
                         help="share of crops coded with the boundary split (the rest as is)")
     parser.add_argument("--workdir", type=Path, required=True)
@@ -61,7 +64,8 @@ def main() -> None:
     grown = deepened(model, args.blocks)
     settings = DecoderSettings(steps=args.steps, lr=args.lr, split_share=args.split_share,
                                crop=args.crop or (AUDIO_CROP if audio else 256),
-                               batch=args.batch or (16 if audio else 8))
+                               batch=args.batch or (16 if audio else 8),
+                               loss=args.loss or ("snr" if audio else "mse"))
     if audio:
         train, val = (load_signals(args.data / part, "audio") for part in ("train", "val"))
     else:
@@ -74,7 +78,7 @@ def main() -> None:
         trainer.run(report=lambda line: print(line, flush=True))
     recipe = (f"scripts/tune_decoder.py {args.preset} --data {args.data} --blocks "
               f"{args.blocks} --steps {args.steps} --lr {args.lr} --crop {settings.crop} "
-              f"--batch {settings.batch}"
+              f"--batch {settings.batch} --loss {settings.loss}"
               + ("" if audio else f" --split-share {args.split_share}"))
     path = write_version(directory, grown, trainer.log, args.out or directory, recipe)
     print(f"wrote {path}: {args.blocks}-block decoder on {fp[:8]}", file=sys.stderr)

@@ -326,3 +326,47 @@ def test_golden_decoder09_streams_decode(name):
     decoded = decodes_as_written(DECODER09, name, codec, blob)
     assert psnr_of(x, decoded) > 27
     assert codec.encode(x, quality=q) == blob  # the encoder still writes these words
+
+
+# -- audio streams of mono-16x version 4 and stereo-5x version 2 (walloc-io 0.8, still
+# shipped in 0.9; written once, never regenerated, so they keep decoding when a later
+# version replaces either) -----------------------------------------------------------------
+AUDIO08 = GOLDEN_ROOT / "format3-audio08"
+AUDIO08_FINGERPRINTS = {"mono-16x": "3ef29b9beec29536f836096430b83ebd",
+                        "stereo-5x": "fc8e26883443e35a8907901575555510"}
+
+
+def audio08_inputs() -> dict[str, tuple[str, np.ndarray, int, int | None]]:
+    """name -> (preset, int16 (C, T), sample rate, quality): 1 s of the bundled clip at the
+    default quality (the rate floor may lift it) and at q30."""
+    clip = read_signal(files("walloc_io").joinpath("samples", "heroes_rite.flac"))
+    part = np.ascontiguousarray(clip.data[:, 2 * clip.sample_rate:3 * clip.sample_rate])
+    return {f"{tag}_1s_{'default' if q is None else f'q{q}'}": (preset, x, clip.sample_rate, q)
+            for preset, tag, x in (("mono-16x", "mono16x", part[:1]),
+                                   ("stereo-5x", "stereo5x", part))
+            for q in (None, 30)}
+
+
+def write_audio08_golden() -> None:
+    """Called by hand once: ``python -c 'from tests.test_golden import *;
+    write_audio08_golden()'``."""
+    for name, (preset, x, rate, q) in audio08_inputs().items():
+        codec = walloc_io.load_codec(preset, device="cpu",
+                                     fingerprint=AUDIO08_FINGERPRINTS[preset])
+        write_fixture(AUDIO08, name, codec, x, q, rate)
+
+
+@pytest.mark.parametrize("name", sorted(audio08_inputs()))
+def test_golden_audio08_streams_decode(name):
+    from walloc_io.metrics import snr
+
+    preset, x, rate, q = audio08_inputs()[name]
+    blob = (AUDIO08 / f"{name}.wlc").read_bytes()
+    header = walloc_io.read_header(blob)
+    assert header.fingerprint.startswith(AUDIO08_FINGERPRINTS[preset])
+    assert header.sample_rate == rate and (q is None or header.quality == q)
+    codec = walloc_io.load_codec(preset, device="cpu", fingerprint=header.fingerprint)
+    decoded = decodes_as_written(AUDIO08, name, codec, blob)
+    assert decoded.dtype == np.int16 and decoded.shape == x.shape
+    assert snr(x, decoded) > 8
+    assert codec.encode(x, sample_rate=rate, quality=q) == blob  # the encoder still writes them

@@ -55,6 +55,12 @@ class DecoderSettings:
     # share of crops coded with the periodic-plus-smooth split; the rest are coded as they
     # are, wrap edges included, as the codec codes images with an axis under 256 (chunks)
     split_share: float = 1.0
+    # "mse": the batch's mean squared error (what joint training minimised); "snr": the
+    # mean over crops of each crop's error power in dB, floored at ``snr_floor`` (unit
+    # range), i.e. the mean SNR in dB that ``walloc eval`` reports for audio, which MSE
+    # lets the loud crops dominate
+    loss: str = "mse"
+    snr_floor: float = 1e-7
 
 
 def deepened(model: WallocModel, blocks: int) -> WallocModel:
@@ -108,6 +114,8 @@ class DecoderTrainer:
 
     def __init__(self, model: WallocModel, settings: DecoderSettings,
                  train: list[np.ndarray], val: list[np.ndarray], workdir: str | Path) -> None:
+        if settings.loss not in ("mse", "snr"):
+            raise InputError(f"loss must be 'mse' or 'snr', got {settings.loss!r}")
         torch.manual_seed(settings.seed)
         self.model, self.settings = model, settings
         for p in model.parameters():
@@ -183,12 +191,16 @@ class DecoderTrainer:
         for group in self.optimiser.param_groups:
             group["lr"] = self.learning_rate()
         out = (self.model.synthesise(y, clamp=False) + smooth).clamp(-0.5, 0.5)
-        mse = torch.mean((out - x) ** 2)
+        each = torch.mean((out - x) ** 2, dim=tuple(range(1, x.ndim)))
+        if self.settings.loss == "snr":
+            loss = 10 * torch.log10(each + self.settings.snr_floor).mean()
+        else:
+            loss = each.mean()
         self.optimiser.zero_grad(set_to_none=True)
-        mse.backward()
+        loss.backward()
         self.optimiser.step()
         self.step += 1
-        return mse.item()
+        return each.mean().item()
 
     @torch.no_grad()
     def validate(self, qualities: tuple[int, ...] = (1, 50, 100)) -> dict[str, float]:
