@@ -150,6 +150,30 @@ def test_an_audio_decoder_trains_on_its_own_crops_and_is_validated_by_snr(tmp_pa
     assert rows[-1]["step"] == 4 and "val_snr_q50" in rows[-1]
 
 
+def test_the_snr_loss_weighs_every_crop_by_its_own_error_and_bad_losses_are_refused(tmp_path):
+    settings = DecoderSettings(steps=1, batch=2, crop=1024, loss="snr")
+    trainer = DecoderTrainer(WallocModel(AUDIO), settings, _clips(2), _clips(1), tmp_path)
+    x = torch.from_numpy(np.stack([c[:, :1024] for c in _clips(2)]))
+    error = 0.01 * torch.randn(x.shape, generator=torch.manual_seed(3))
+    loss, mse = trainer.objective(x + error, x)
+    each = (error.double() ** 2).mean(dim=(1, 2))
+    assert mse == pytest.approx(float(each.mean()), rel=1e-5)
+    assert float(loss) == pytest.approx(float(10 * torch.log10(each + 1e-7).mean()), rel=1e-5)
+    # a crop's error 10x larger costs 20 dB / 2 crops under "snr", whatever its size;
+    # under "mse" it is 100x its own error power, so the larger crop's error dominates
+    scaled = error.clone()
+    scaled[1] *= 10
+    louder, _ = trainer.objective(x + scaled, x)
+    assert float(louder - loss) == pytest.approx(10.0, abs=0.05)
+    mse_trainer = DecoderTrainer(WallocModel(AUDIO), replace(settings, loss="mse"), _clips(2),
+                                 _clips(1), tmp_path / "mse")
+    plain, _ = mse_trainer.objective(x + scaled, x)
+    assert float(plain) == pytest.approx(float((scaled.double() ** 2).mean()), rel=1e-5)
+    with pytest.raises(InputError, match="loss must be"):
+        DecoderTrainer(WallocModel(AUDIO), replace(settings, loss="l1"), _clips(2), _clips(1),
+                       tmp_path / "bad")
+
+
 def _codec_dir(directory):
     """A trained model, its training images, its tables and its codec directory (rate floor
     0.5, a ladder of q1 and q100) written to ``directory``."""

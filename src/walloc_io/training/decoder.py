@@ -191,16 +191,20 @@ class DecoderTrainer:
         for group in self.optimiser.param_groups:
             group["lr"] = self.learning_rate()
         out = (self.model.synthesise(y, clamp=False) + smooth).clamp(-0.5, 0.5)
-        each = torch.mean((out - x) ** 2, dim=tuple(range(1, x.ndim)))
-        if self.settings.loss == "snr":
-            loss = 10 * torch.log10(each + self.settings.snr_floor).mean()
-        else:
-            loss = each.mean()
+        loss, mse = self.objective(out, x)
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         self.optimiser.step()
         self.step += 1
-        return each.mean().item()
+        return mse
+
+    def objective(self, out: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """The loss of a batch of reconstructions (see ``DecoderSettings.loss``) and its
+        plain MSE (what the log reports)."""
+        each = torch.mean((out - x) ** 2, dim=tuple(range(1, x.ndim)))
+        if self.settings.loss == "snr":
+            return 10 * torch.log10(each + self.settings.snr_floor).mean(), each.mean().item()
+        return each.mean(), each.mean().item()
 
     @torch.no_grad()
     def validate(self, qualities: tuple[int, ...] = (1, 50, 100)) -> dict[str, float]:
