@@ -115,3 +115,31 @@ def test_ceiling_crossings_of_a_walloc_eval_table(tmp_path):
     assert lines[1].startswith("WebP reaches the ceiling at 0.200; 50 % of")
     assert lines[1].endswith("WebP minus WaLLoC: +2.00 dB")
     assert lines[0] == "JPEG stays below the ceiling at every rate measured (to 0.400)"
+
+
+def test_audio_subspace_projections_and_principal_components():
+    import numpy as np
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        from audio_subspace import _Bands, band_vectors, principal_subspace, projected
+    finally:
+        sys.path.remove(str(BENCH))
+    tree = _Bands(1, 3)  # 8 packet bands per frame of 8 samples
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((1, 2 ** 17))).astype(np.float32)
+    whole = projected(tree, x, np.eye(8))  # every band kept: the transform inverts exactly
+    np.testing.assert_allclose(whole, x, atol=1e-5)
+    # clips whose band vectors lie in a 2-d span: two principal components find it exactly,
+    # and a clip outside it loses what lies outside
+    basis = np.linalg.qr(rng.standard_normal((8, 2)))[0]
+    frames = 2 ** 16 // 8  # one crop's worth: the crops then start at 0, frame-aligned
+    coded = basis @ rng.standard_normal((2, frames))
+    with torch.no_grad():
+        clip = tree.transform.inverse(torch.from_numpy(coded[None]).float())[0].numpy()
+    np.testing.assert_allclose(band_vectors(tree, clip), coded, atol=1e-5)
+    longer = np.concatenate([clip, np.zeros((1, 1), np.float32)], axis=1)
+    found = principal_subspace(tree, [longer], 2, crops=2, seed=0)
+    np.testing.assert_allclose(found @ found.T, basis @ basis.T, atol=1e-4)
+    np.testing.assert_allclose(projected(tree, clip, found), clip, atol=1e-5)
+    assert np.abs(projected(tree, x, found) - x).mean() > 0.01
