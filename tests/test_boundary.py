@@ -53,7 +53,9 @@ def test_large_images_carry_the_split_and_code_their_edges_better(rgb):
     plain = rgb.decode(rgb._pack(p, z, 0))
     edges = (slice(None), np.r_[0:4, 252:256])
     assert psnr(x[edges], y[edges]) > psnr(x[edges], plain[edges]) + 3
-    assert psnr(x, y) > psnr(x, plain)
+    # and no worse over the whole image: rgb-16x version 5 +0.02 dB, version 6 (whose
+    # decoder codes the plain interior better) -0.002 dB, a tie
+    assert psnr(x, y) > psnr(x, plain) - 0.05
     assert len(header.boundary) < 64  # the side information is small
     # rgb-16x v3's finer block-mean steps spend a little more on this synthetic periodic
     # part than on the plain one (747 vs 657 B; on the held-out photos the split saves 0.3 %)

@@ -370,3 +370,43 @@ def test_golden_audio08_streams_decode(name):
     assert decoded.dtype == np.int16 and decoded.shape == x.shape
     assert snr(x, decoded) > 8
     assert codec.encode(x, sample_rate=rate, quality=q) == blob  # the encoder still writes them
+
+
+# -- rgb-16x version 6 (walloc-io 0.10: a 7-block decoder on the same frozen encoder;
+# written once, never regenerated) ----------------------------------------------------------
+DECODER10 = GOLDEN_ROOT / "format3-decoder10"
+DECODER10_FINGERPRINTS = {"rgb-16x": "783570040ded4c8d48f2d078027de7fa"}
+
+
+def decoder10_inputs() -> dict[str, tuple[str, np.ndarray, int | None]]:
+    """name -> (preset, image, quality): the 0.9 fixtures' crops (split-coded 256x320 at the
+    default, a 96x128 tile at q30), so the two versions decode the same latents."""
+    return {name: spec for name, spec in decoder09_inputs().items()
+            if spec[0] in DECODER10_FINGERPRINTS}
+
+
+def write_decoder10_golden() -> None:
+    """Called by hand once: ``python -c 'from tests.test_golden import *;
+    write_decoder10_golden()'``."""
+    for name, (preset, x, q) in decoder10_inputs().items():
+        codec = walloc_io.load_codec(preset, device="cpu", precision="float32",
+                                     fingerprint=DECODER10_FINGERPRINTS[preset])
+        write_fixture(DECODER10, name, codec, x, q)
+
+
+@pytest.mark.parametrize("name", sorted(decoder10_inputs()))
+def test_golden_decoder10_streams_decode(name):
+    preset, x, q = decoder10_inputs()[name]
+    blob = (DECODER10 / f"{name}.wlc").read_bytes()
+    header = walloc_io.read_header(blob)
+    assert header.fingerprint == DECODER10_FINGERPRINTS[preset]
+    codec = walloc_io.load_codec(preset, device="cpu", fingerprint=header.fingerprint)
+    decoded = decodes_as_written(DECODER10, name, codec, blob)
+    assert psnr_of(x, decoded) > 27
+    assert codec.encode(x, quality=q) == blob  # the encoder still writes these words
+    # the same latents as version 5's stream of the same crop: only the decoder changed
+    old = (DECODER09 / f"{name}.wlc").read_bytes()
+    np.testing.assert_array_equal(codec.decode_latents(blob),
+                                  np.load(DECODER09 / f"{name}.npz")["latents"])
+    assert walloc_io.read_header(old).fingerprint.startswith(DECODER09_FINGERPRINTS[preset])
+    assert psnr_of(x, decoded) > psnr_of(x, np.load(DECODER09 / f"{name}.npz")["decoded"])
