@@ -8,7 +8,9 @@ decoded ``--repeat`` times (one torch thread) and the median is taken per image.
 models alternate image by image, so drift on the machine falls on both alike. The decoder's
 multiply-accumulates per output pixel (convolutions, counted by forward hooks on one decode)
 are printed beside the times. ``--candidate DIR`` adds a codec directory not yet installed
-(a training run's ``--out``), timed in the same run.
+(a training run's ``--out``), timed in the same run. ``--precision``/``--kept-precision``
+and ``--synthesis``/``--kept-synthesis`` pick each model's arithmetic: bfloat16 or float32
+residual blocks, the C inverse transform (walloc-io 0.10) or torch's (0.9 and before).
 """
 
 from __future__ import annotations
@@ -24,6 +26,13 @@ from PIL import Image
 
 import walloc_io
 from walloc_io.presets import resolve, versions
+
+SYNTHESES = ("c", "torch")
+
+
+def label(codec) -> str:
+    """The decoder's arithmetic: residual blocks' precision, and the inverse transform."""
+    return f"{codec.precision}, {'C' if codec.native_synthesis else 'torch'} synthesis"
 
 
 def decoder_macs_per_pixel(codec, blob: bytes, pixels: int) -> float:
@@ -57,6 +66,11 @@ def main() -> None:
                         "candidate's decoder arithmetic (walloc_io.load_codec)")
     parser.add_argument("--kept-precision", default="auto",
                         help="the kept version's (float32: as walloc-io 0.9 and before)")
+    parser.add_argument("--synthesis", choices=SYNTHESES, default="c",
+                        help="the current model's and the candidate's inverse transform: c "
+                        "(the codec's CPU default since 0.10) or torch (0.9 and before)")
+    parser.add_argument("--kept-synthesis", choices=SYNTHESES, default="c",
+                        help="the kept version's (torch: as it was timed when released)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     current = walloc_io.load_codec(args.preset, device="cpu", precision=args.precision)
@@ -69,6 +83,8 @@ def main() -> None:
     if args.candidate is not None:
         codecs["candidate"] = walloc_io.load_codec(args.candidate, device="cpu",
                                                    precision=args.precision)
+    for name, codec in codecs.items():
+        codec.native_synthesis = (args.kept_synthesis if name == "kept" else args.synthesis) == "c"
     mode = {1: "L", 3: "RGB"}[current.config.channels]
     times: dict[str, list[float]] = {name: [] for name in codecs}
     pixels = 0
@@ -88,13 +104,13 @@ def main() -> None:
                 runs.append(time.perf_counter() - t)
             times[name].append(statistics.median(runs))
     ms = {k: 1e3 * sum(v) / (pixels / 1e6) for k, v in times.items()}
-    print(f"{args.preset}: current {current.fingerprint[:8]} ({current.precision}) "
+    print(f"{args.preset}: current {current.fingerprint[:8]} ({label(current)}) "
           f"{ms['current']:.1f} ms/MP ({macs['current']:.0f} MAC/pixel), kept {kept[0][:8]} "
-          f"({old.precision}) {ms['kept']:.1f} ms/MP "
+          f"({label(old)}) {ms['kept']:.1f} ms/MP "
           f"({macs['kept']:.0f} MAC/pixel), ratio {ms['current'] / ms['kept']:.2f}")
     if "candidate" in codecs:
         c = codecs["candidate"]
-        print(f"{args.preset}: candidate {c.fingerprint[:8]} ({c.precision}) "
+        print(f"{args.preset}: candidate {c.fingerprint[:8]} ({label(c)}) "
               f"{ms['candidate']:.1f} ms/MP "
               f"({macs['candidate']:.0f} MAC/pixel), ratio {ms['candidate'] / ms['current']:.2f}"
               " to current")

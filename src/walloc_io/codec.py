@@ -24,7 +24,7 @@ from .entropy import EntropyTables, LatentCoder, format1, ladder_ids, load_ladde
 from .errors import BitstreamError, InputError, ModelMismatchError
 from .latents import Latents
 from .model import WallocModel
-from .model.analysis import NativeAnalysis
+from .model.analysis import NativeAnalysis, NativeSynthesis
 from .model.decoder import BlockPrecision
 from .presets import find_version, manifest_fingerprint, resolve, versions
 from .presets.directory import held_file, load_codec_dir
@@ -149,6 +149,10 @@ class Codec:
         self.rate_floor = float(rate_floor) if self.ladder else 0.0
         self._lock = threading.Lock()  # torch modules are not re-entrant across threads
         self._analysis: NativeAnalysis | None = None
+        # decode on the CPU with the C inverse transform (runtime state; False: torch's
+        # convolution form, as walloc-io 0.9 and before; bounded streams always use torch's)
+        self.native_synthesis = self.device.type == "cpu"
+        self._synthesis: NativeSynthesis | None = None
 
     @property
     def config(self) -> CodecConfig:
@@ -314,6 +318,14 @@ class Codec:
         return self._coders[r]
 
     @property
+    def synthesis(self) -> NativeSynthesis:
+        """The inverse packet transform as one C call (built on first use)."""
+        if self._synthesis is None:
+            cfg = self.config
+            self._synthesis = NativeSynthesis(cfg.channels, cfg.levels, cfg.signal_ndim)
+        return self._synthesis
+
+    @property
     def analysis(self) -> NativeAnalysis:
         """The encoder half of the model as one C call (built on first use)."""
         if self._analysis is None:
@@ -462,7 +474,8 @@ class Codec:
         ``steps``: the quantisation step of every item (one for all, or one each;
         ``walloc_io.quality.step(header.quality)``; the model applies its channels' gains).
         ``exact``: full float32 arithmetic (TF32 convolutions off on CUDA, no bfloat16 hidden
-        layers, see :func:`pick_precision`), as error-bounded streams need: their residual
+        layers, see :func:`pick_precision`, and torch's inverse transform rather than the C
+        one of :attr:`native_synthesis`), as error-bounded streams need: their residual
         assumes the reconstruction within float32 rounding of the encoder's."""
         z = torch.as_tensor(np.asarray(latents) if not torch.is_tensor(latents) else latents)
         step: float | torch.Tensor
@@ -471,9 +484,11 @@ class Codec:
         else:
             each = [float(v) for v in steps]
             step = each[0] if len(set(each)) == 1 else torch.tensor(each)
+        native = self.native_synthesis and not exact and self.device.type == "cpu"
         with self._lock, torch.inference_mode(), _full_float32(exact and self.device.type == "cuda"):
             return self.model.decode_latents(z.to(self.device), step, clamp=clamp,
-                                             reduced=None if exact else self.reduced)
+                                             reduced=None if exact else self.reduced,
+                                             inverse=self.synthesis.inverse if native else None)
 
     def _decode_stack(self, items: list[tuple[Header, np.ndarray]], exact: bool = False
                       ) -> list[np.ndarray]:

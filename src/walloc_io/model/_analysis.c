@@ -118,7 +118,8 @@ static void packet_columns(float *plane, int H, int W, int levels, float **order
 }
 
 #define SCRATCH_KEEP ((size_t)256 << 20)
-enum { S_DATA, S_S, S_D, S_ORDER, S_TMP, S_WORK, S_X, S_ACC, S_SLOTS };
+enum { S_DATA, S_S, S_D, S_ORDER, S_TMP, S_WORK, S_X, S_ACC, S_SLOTS_ANALYSIS,
+       S_SLOTS = S_SLOTS_ANALYSIS + 5 }; /* + the synthesis's slots (Y_*) */
 #include "../_scratch.h"
 
 typedef float vec __attribute__((vector_size(64))); /* 16 floats: 1 AVX-512, 2 AVX2 registers */
@@ -328,9 +329,162 @@ done:
     return result;
 }
 
+/* ---- synthesis: the inverse packet transform (decoding) --------------------------------
+ * The lifting steps of the analysis undone in reverse order, band scales divided out as the
+ * bands are gathered: along the first axis rows are vectors again (pointer permutations per
+ * level, column strips in L2), along the last axis each row is unlifted in a small buffer.
+ * Not bit-identical to torch's convolution form (float32 rounding differs, ~1e-7 of the
+ * range); the codec uses it for decoding on the CPU, never for error-bounded streams. */
+
+/* One level along a segment x[0..n) holding lows then highs: undone, samples interleaved. */
+CLONES static void unlift_segment(float *restrict x, int n, float *restrict s,
+                                  float *restrict dd) {
+    const int h = n / 2;
+    float *restrict d = dd + 1;
+    memcpy(s, x, sizeof(float) * h);
+    memcpy(d, x + h, sizeof(float) * h);
+    d[-1] = d[h - 1];
+    for (int k = 0; k < h; k++) s[k] -= LD * (d[k - 1] + d[k]);
+    s[h] = s[0];
+    for (int k = 0; k < h; k++) d[k] -= LG * (s[k] + s[k + 1]);
+    d[-1] = d[h - 1];
+    for (int k = 0; k < h; k++) s[k] -= LB * (d[k - 1] + d[k]);
+    s[h] = s[0];
+    for (int k = 0; k < h; k++) d[k] -= LA * (s[k] + s[k + 1]);
+    for (int k = 0; k < h; k++) { x[2 * k] = s[k]; x[2 * k + 1] = d[k]; }
+}
+
+/* The inverse packet tree along one row of n samples (in place). */
+static void unpacket_row(float *x, int n, int levels, float *s, float *d) {
+    for (int lev = levels - 1; lev >= 0; lev--) {
+        const int seg = n >> lev;
+        for (int b = 0; b < (1 << lev); b++) unlift_segment(x + (size_t)b * seg, seg, s, d);
+    }
+}
+
+/* Undo lift_rows_pair (coefficients a, b) over a strip:
+ *     s[k] -= b (d[k-1] + d[k]);  d[k] -= a (s[k] + s[k+1])      (row indices modulo h),
+ * in one pass: step k restores s[k] (d[k-1], d[k] still lifted), then d[k-1] (s[k-1], s[k]
+ * restored); d[h-1] last, with the restored s[0]. */
+static void unlift_rows_pair(float **s, float **d, int h, int c0, int w, float a, float b) {
+    axpy2(s[0] + c0, d[h - 1] + c0, d[0] + c0, -b, w);
+    for (int k = 1; k < h; k++) {
+        axpy2(s[k] + c0, d[k - 1] + c0, d[k] + c0, -b, w);
+        axpy2(d[k - 1] + c0, s[k - 1] + c0, s[k] + c0, -a, w);
+    }
+    axpy2(d[h - 1] + c0, s[h - 1] + c0, s[0] + c0, -a, w);
+}
+
+/* Undo one level along the first axis for rows[0..n) (lows first, then highs) on columns
+ * [c0, c0 + w); the caller interleaves the row pointers afterwards. */
+static void unlift_rows(float **rows, int n, int c0, int w) {
+    const int h = n / 2;
+    float **s = rows, **d = rows + h;
+    if (h == 1) {
+        axpy2(s[0] + c0, d[0] + c0, d[0] + c0, -LD, w); axpy2(d[0] + c0, s[0] + c0, s[0] + c0, -LG, w);
+        axpy2(s[0] + c0, d[0] + c0, d[0] + c0, -LB, w); axpy2(d[0] + c0, s[0] + c0, s[0] + c0, -LA, w);
+        return;
+    }
+    unlift_rows_pair(s, d, h, c0, w, LG, LD);
+    unlift_rows_pair(s, d, h, c0, w, LA, LB);
+}
+
+/* The inverse packet tree along the first axis: work[r] starts at band-major row r and ends
+ * at signal row r (pointer permutations; the data stays where it is). */
+static void unpacket_columns(float **work, int H, int W, int levels, float **tmp) {
+    for (int lev = levels - 1; lev >= 0; lev--) {
+        const int seg = H >> lev, h = seg / 2;
+        for (int b = 0; b < (1 << lev); b++) {
+            float **rows = work + (size_t)b * seg;
+            for (int c0 = 0; c0 < W; c0 += STRIP)
+                unlift_rows(rows, seg, c0, W - c0 < STRIP ? W - c0 : STRIP);
+            for (int k = 0; k < h; k++) { tmp[2 * k] = rows[k]; tmp[2 * k + 1] = rows[h + k]; }
+            memcpy(rows, tmp, sizeof(float *) * seg);
+        }
+    }
+}
+
+enum { Y_DATA = S_SLOTS_ANALYSIS, Y_S, Y_D, Y_WORK, Y_TMP };
+
+/* One signal: bands y (torch channel order, `index` maps (c, bh, bw) to a channel) ->
+ * out[C][H][W]. Returns 0, or -1 when out of memory. */
+static int synthesise_one(const float *y, int C, int H, int W, int J, int nd,
+                          const int32_t *index, float *out) {
+    const int fh = nd == 2 ? 1 << J : 1, fw = 1 << J, h = H / fh, w = W / fw;
+    const size_t plane = (size_t)H * W, band = (size_t)h * w;
+    float *data = scratch(Y_DATA, sizeof(float) * plane);
+    float *s = scratch(Y_S, sizeof(float) * (W / 2 + 2)), *d = scratch(Y_D, sizeof(float) * (W / 2 + 2));
+    float **work = scratch(Y_WORK, sizeof(float *) * (size_t)H);
+    float **tmp = scratch(Y_TMP, sizeof(float *) * (size_t)H);
+    if (!data || !s || !d || !work || !tmp) return -1;
+    for (int c = 0; c < C; c++) {
+        for (int bh = 0; bh < fh; bh++)
+            for (int bw = 0; bw < fw; bw++) {
+                const double g = band_scale(bw, J) * (nd == 2 ? band_scale(bh, J) : 1.0);
+                const float inv = (float)(1.0 / g);
+                const float *src = y + (size_t)index[(c * fh + bh) * fw + bw] * band;
+                for (int i = 0; i < h; i++) {
+                    float *dst = data + (size_t)(bh * h + i) * W + (size_t)bw * w;
+                    for (int j = 0; j < w; j++) dst[j] = inv * src[(size_t)i * w + j];
+                }
+            }
+        for (int r = 0; r < H; r++) work[r] = data + (size_t)r * W;
+        if (nd == 2) unpacket_columns(work, H, W, J, tmp);
+        float *o = out + (size_t)c * plane;
+        for (int r = 0; r < H; r++) {
+            float *row = o + (size_t)r * W;
+            memcpy(row, work[r], sizeof(float) * W);
+            unpacket_row(row, W, J, s, d);
+        }
+    }
+    return 0;
+}
+
+/* synthesise(y f32[N*P*h*w], N, C, H, W, levels, ndim, index i32[P], out f32[N*C*H*W]) ->
+ * None: the inverse packet transform of N items (P = C * fh * fw bands each). */
+static PyObject *synthesise(PyObject *self, PyObject *args) {
+    Py_buffer y, index, out;
+    int N, C, H, W, J, nd;
+    if (!PyArg_ParseTuple(args, "y*iiiiiiy*w*", &y, &N, &C, &H, &W, &J, &nd, &index, &out))
+        return NULL;
+    PyObject *result = NULL;
+    const int fh = nd == 2 ? 1 << J : 1, fw = 1 << J;
+    if (N < 0 || C < 1 || J < 1 || J > 12 || (nd != 1 && nd != 2) || H < 1 || W < 2
+        || H % fh || W % fw || (nd == 1 && H != 1)) {
+        PyErr_SetString(PyExc_ValueError, "bad signal shape for the packet transform");
+        goto done;
+    }
+    const size_t P = (size_t)C * fh * fw, plane = (size_t)H * W;
+    if ((size_t)y.len != 4 * (size_t)N * C * plane || (size_t)out.len != 4 * (size_t)N * C * plane
+        || (size_t)index.len != 4 * P) {
+        PyErr_SetString(PyExc_ValueError, "buffer sizes do not match the shapes");
+        goto done;
+    }
+    for (size_t b = 0; b < P; b++) {
+        const int32_t t = ((const int32_t *)index.buf)[b];
+        if (t < 0 || (size_t)t >= P) {
+            PyErr_SetString(PyExc_ValueError, "band index out of range");
+            goto done;
+        }
+    }
+    int rc = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (int n = 0; n < N && !rc; n++)
+        rc = synthesise_one((const float *)y.buf + (size_t)n * C * plane, C, H, W, J, nd,
+                            index.buf, (float *)out.buf + (size_t)n * C * plane);
+    scratch_done();
+    Py_END_ALLOW_THREADS
+    if (rc) PyErr_NoMemory();
+    else result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&y); PyBuffer_Release(&index); PyBuffer_Release(&out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"packet", packet, METH_VARARGS, "The packet transform alone (float32), for tests."},
     {"analyse", analyse, METH_VARARGS, "Signals -> integer latents (transform, encoder, rounding)."},
+    {"synthesise", synthesise, METH_VARARGS, "Packet bands -> signals (the inverse transform)."},
     {NULL, NULL, 0, NULL},
 };
 

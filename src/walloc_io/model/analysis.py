@@ -1,4 +1,5 @@
-"""The analysis half of a :class:`WallocModel` as one C call on the CPU.
+"""The analysis half of a :class:`WallocModel` as one C call on the CPU, and the inverse
+packet transform of the synthesis half (:class:`NativeSynthesis`).
 
 ``NativeAnalysis(model).latents(batch)`` equals ``model.encode_latents`` (the same packet
 transform, linear encoder, companding and rounding; PyWavelets-checked lifting instead of the
@@ -79,3 +80,35 @@ class NativeAnalysis:
         top = [self.max_symbol if s == 1.0 else max_symbol_at(s, self.amplitude) for s in steps]
         return (np.ascontiguousarray(self.amplitude / steps, dtype=np.float64),
                 np.asarray(top, dtype=np.int32))
+
+
+class NativeSynthesis:
+    """The inverse packet transform as one C call on the CPU: the lifting steps of
+    :class:`NativeAnalysis` undone, about 10x faster than the convolution form of
+    :meth:`PacketTransform.inverse` on a photo (a third of rgb-16x's decoding time before).
+    Equal to it within float32 rounding (~1e-6 of the range), not bit for bit: the codec
+    uses it to decode on the CPU, and the torch form for error-bounded streams, whose
+    residual was coded against that form's reconstruction."""
+
+    def __init__(self, channels: int, levels: int, ndim: int) -> None:
+        self.channels, self.levels, self.ndim = channels, levels, ndim
+        bands = channels * (2 ** levels) ** ndim
+        index = np.arange(bands, dtype=np.int32)  # (c, band_h, band_w) -> torch channel
+        if ndim == 2:
+            index[_interleave_order(channels, levels).numpy()] = np.arange(bands, dtype=np.int32)
+        self.index = index
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        """Packet bands ``(N, C * F**ndim, *latent)`` (CPU, float32) -> signals
+        ``(N, C, *latent * F)``, ``F = 2**levels``: as ``PacketTransform.inverse``."""
+        n, bands, *axes = y.shape
+        if len(axes) != self.ndim or bands != self.index.size:
+            raise ValueError(f"expected (N, {self.index.size}, ...) with {self.ndim} axes, "
+                             f"got {tuple(y.shape)}")
+        f = 2 ** self.levels
+        h, w = (1, axes[0] * f) if self.ndim == 1 else (axes[0] * f, axes[1] * f)
+        bands_np = np.ascontiguousarray(y.detach().to("cpu", torch.float32).numpy())
+        out = np.empty((n, self.channels, h, w), dtype=np.float32)
+        _kernel().synthesise(bands_np, n, self.channels, h, w, self.levels, self.ndim,
+                             self.index, out)
+        return torch.from_numpy(out if self.ndim == 2 else out.reshape(n, self.channels, w))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -46,12 +47,17 @@ class WallocModel(nn.Module):
         return self.companding(self.encoder(self.transform(x)))
 
     def synthesise(self, y: torch.Tensor, clamp: bool = True,
-                   reduced: BlockPrecision | None = None) -> torch.Tensor:
+                   reduced: BlockPrecision | None = None,
+                   inverse: Callable[[torch.Tensor], torch.Tensor] | None = None
+                   ) -> torch.Tensor:
         """Quantised (or noisy) latents -> signal in ``[-1/2, 1/2]`` (``clamp=False``: the
         network's output as is, for a caller that adds a boundary part first;
         ``reduced``: the decoder's residual blocks in a narrower dtype, see
-        :class:`Decoder`)."""
-        x = self.transform.inverse(self.decoder(self.companding.inverse(y), reduced))
+        :class:`Decoder`; ``inverse``: the inverse packet transform to use instead of
+        ``self.transform.inverse``, e.g. :class:`~walloc_io.model.analysis.NativeSynthesis`
+        when decoding on the CPU)."""
+        bands = self.decoder(self.companding.inverse(y), reduced)
+        x = (inverse or self.transform.inverse)(bands)
         return x.clamp(-0.5, 0.5) if clamp else x
 
     def grid(self, step: float | torch.Tensor, ndim: int, like: torch.Tensor
@@ -87,16 +93,17 @@ class WallocModel(nn.Module):
         return torch.round(y).to(torch.int32)
 
     def decode_latents(self, latents: torch.Tensor, step: float | torch.Tensor = 1.0,
-                       clamp: bool = True, reduced: BlockPrecision | None = None
+                       clamp: bool = True, reduced: BlockPrecision | None = None,
+                       inverse: Callable[[torch.Tensor], torch.Tensor] | None = None
                        ) -> torch.Tensor:
         """Integer codes (times their quantisation ``step``, a scalar or one per item, per
-        channel with rate allocation) -> signals in ``[-1/2, 1/2]`` (``clamp``: see
-        :meth:`synthesise`)."""
+        channel with rate allocation) -> signals in ``[-1/2, 1/2]`` (``clamp``, ``reduced``,
+        ``inverse``: see :meth:`synthesise`)."""
         dtype = next(self.decoder.parameters()).dtype
         y = latents.to(dtype)
         if not (isinstance(step, float) and step == 1.0) or self.config.step_gains:
             y = y * self.grid(step, y.ndim, y)
-        return self.synthesise(y, clamp, reduced)
+        return self.synthesise(y, clamp, reduced, inverse)
 
     def forward(self, x: torch.Tensor, step: torch.Tensor | float = 1.0) -> TrainOutput:
         """Training/validation pass; ``step``: quantisation step per item ``(N,)`` or one
