@@ -233,6 +233,13 @@ done:
     return rc;
 }
 
+/* Whether (C, H, W, levels J, ndim nd) is no signal the packet transform takes: J in 1..12,
+ * every signal axis a multiple of 2**J (a 1-D signal is one row, H = 1). */
+static int bad_shape(int C, int H, int W, int J, int nd) {
+    if (C < 1 || J < 1 || J > 12 || (nd != 1 && nd != 2) || H < 1 || W < 2) return 1;
+    return H % (nd == 2 ? 1 << J : 1) || W % (1 << J) || (nd == 1 && H != 1);
+}
+
 /* analyse(x, is_u8, N, C, H, W, levels, ndim, low f32[C], span f32[C], weight f32[L*P],
  *         bias f32[L], amplitude f64[L], max_symbol i32[L], out i32[N*L*h*w]) -> None */
 static PyObject *analyse(PyObject *self, PyObject *args) {
@@ -243,8 +250,7 @@ static PyObject *analyse(PyObject *self, PyObject *args) {
         return NULL;
     PyObject *result = NULL;
     const int fh = nd == 2 ? 1 << J : 1, fw = 1 << J;
-    if (N < 0 || C < 1 || J < 1 || J > 12 || (nd != 1 && nd != 2) || H < 1 || W < 2
-        || H % fh || W % fw || (nd == 1 && H != 1)) {
+    if (N < 0 || bad_shape(C, H, W, J, nd)) {
         PyErr_SetString(PyExc_ValueError, "bad signal shape for the packet transform");
         goto done;
     }
@@ -298,8 +304,8 @@ static PyObject *packet(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     const int fh = nd == 2 ? 1 << J : 1, fw = 1 << J;
     const size_t plane = (size_t)H * W;
-    if (C < 1 || J < 1 || J > 12 || (nd != 1 && nd != 2) || H < 1 || W < 2 || H % fh || W % fw
-        || (nd == 1 && H != 1) || (size_t)x.len != 4 * C * plane || (size_t)out.len != 4 * C * plane) {
+    if (bad_shape(C, H, W, J, nd) || (size_t)x.len != 4 * C * plane
+        || (size_t)out.len != 4 * C * plane) {
         PyErr_SetString(PyExc_ValueError, "bad shapes for the packet transform");
         goto done;
     }
@@ -449,8 +455,7 @@ static PyObject *synthesise(PyObject *self, PyObject *args) {
         return NULL;
     PyObject *result = NULL;
     const int fh = nd == 2 ? 1 << J : 1, fw = 1 << J;
-    if (N < 0 || C < 1 || J < 1 || J > 12 || (nd != 1 && nd != 2) || H < 1 || W < 2
-        || H % fh || W % fw || (nd == 1 && H != 1)) {
+    if (N < 0 || bad_shape(C, H, W, J, nd)) {
         PyErr_SetString(PyExc_ValueError, "bad signal shape for the packet transform");
         goto done;
     }
