@@ -12,7 +12,8 @@ frames) this prints the SNR of:
 - ``decimation``: FFT brick-wall decimation by ``B / L`` and back;
 - ``pca``: the best ``L``-dimensional subspace of the band vectors in the mean-square
   sense (principal components of ``--train`` crops' packet bands), projected and inverted:
-  the most any linear ``1x1`` bottleneck with a linear decoder keeps;
+  the most a ``1x1`` encoder followed by a per-frame (``1x1``) linear decoder keeps. A
+  decoder that looks at neighbouring frames, as the codec's does, can recover more;
 - ``low bands``: the first ``L / C`` packets of each of the ``C`` channels in the
   transform's order (repeated low/high splits, the first split most significant): for
   ``L / C`` a power of two exactly the packets under the low-pass branch below ``fc``,
@@ -25,7 +26,9 @@ frames) this prints the SNR of:
 the same reduction (``2**J / (B / L)`` components of ``2**J`` bands; no model needed).
 
 The means say which part of a gap to decimation is the bottleneck's (``pca`` below
-``decimation``: no linear encoder on these bands reaches it) and which the decoder's.
+``decimation``: no per-frame linear reconstruction from these bands reaches it, so what the
+codec gains beyond ``pca`` is the work of its decoder's context and nonlinearity) and which
+the decoder's.
 """
 
 from __future__ import annotations

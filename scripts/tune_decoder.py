@@ -39,8 +39,9 @@ KEPT = ("training", "allocation", "entropy", "rate_floor")  # manifest entries c
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("preset")
-    parser.add_argument("--data", type=Path, default=Path("data/images"),
-                        help="folder with train/ and val/ images")
+    parser.add_argument("--data", type=Path,
+                        help="folder with train/ and val/ items (default: data/images; "
+                        "required for audio presets)")
     parser.add_argument("--blocks", type=int, required=True, help="residual blocks to grow to")
     parser.add_argument("--steps", type=int, default=DecoderSettings.steps)
     parser.add_argument("--lr", type=float, default=DecoderSettings.lr)
@@ -66,10 +67,17 @@ def main() -> None:
                                crop=args.crop or (AUDIO_CROP if audio else 256),
                                batch=args.batch or (16 if audio else 8),
                                loss=args.loss or ("snr" if audio else "mse"))
+    channels = model.config.channels
     if audio:
+        if args.data is None:
+            raise SystemExit(f"{args.preset} is an audio preset: name its music with --data "
+                             "(e.g. data/audio-varied/mono)")
         train, val = (load_signals(args.data / part, "audio") for part in ("train", "val"))
+        if {a.shape[0] for a in train + val} != {channels}:
+            raise SystemExit(f"{args.preset} codes {channels}-channel audio; {args.data} holds "
+                             f"{sorted({a.shape[0] for a in train + val})}-channel items")
     else:
-        channels = model.config.channels
+        args.data = args.data or Path("data/images")
         train, val = (load_images(args.data / part, channels) for part in ("train", "val"))
     trainer = DecoderTrainer(grown, settings, train, val, args.workdir)
     if args.export_only:

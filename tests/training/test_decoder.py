@@ -174,6 +174,31 @@ def test_the_snr_loss_weighs_every_crop_by_its_own_error_and_bad_losses_are_refu
                        tmp_path / "bad")
 
 
+def test_a_training_step_backpropagates_its_objective(tmp_path):
+    """train_step descends what ``objective`` returns (snr: a loss in dB, negative for an
+    error power under 1): zeroed, nothing moves; as returned, the decoder moves."""
+    settings = DecoderSettings(steps=2, batch=2, crop=1024, warmup=1, loss="snr")
+    trainer = DecoderTrainer(deepened(WallocModel(AUDIO), 2), settings, _clips(2), _clips(1),
+                             tmp_path)
+    real, losses = trainer.objective, []
+
+    def zeroed(out, x):
+        loss, mse = real(out, x)
+        losses.append(float(loss.detach()))
+        return loss * 0.0, mse
+
+    def state():
+        return torch.cat([p.detach().flatten() for p in trainer.model.decoder.parameters()])
+
+    trainer.objective = zeroed
+    before = state()
+    trainer.train_step()
+    assert torch.equal(state(), before) and losses[0] < 0  # a loss in dB: the snr objective
+    trainer.objective = real
+    trainer.train_step()
+    assert not torch.equal(state(), before)
+
+
 def _codec_dir(directory):
     """A trained model, its training images, its tables and its codec directory (rate floor
     0.5, a ladder of q1 and q100) written to ``directory``."""

@@ -14,7 +14,9 @@ from walloc_io.transform import PacketTransform
 
 CASES = [(2, 1, 2, (8, 6)), (2, 2, 3, (16, 24)), (2, 3, 3, (64, 96)), (2, 3, 1, (24, 600)),
          (2, 4, 1, (48, 32)), (1, 1, 1, (8,)), (1, 3, 2, (64,)), (1, 8, 1, (4096,)),
-         (1, 8, 2, (2048,))]
+         (1, 8, 2, (2048,)),
+         # an axis of exactly 2**levels: the deepest level lifts one pair (h = 1)
+         (2, 3, 1, (8, 8)), (2, 2, 3, (4, 12)), (1, 4, 2, (16,))]
 
 
 @pytest.mark.parametrize("ndim,levels,channels,shape", CASES)
@@ -52,6 +54,12 @@ def test_bad_shapes_and_band_maps_are_refused():
         _analysis.synthesise(y, 1, 3, 4, 6, 2, 2, index, out)
     with pytest.raises(ValueError, match="band index"):
         _analysis.synthesise(y, 1, 3, 4, 4, 1, 2, np.full(12, 12, np.int32), out)
+    # forged shapes whose byte counts wrap around 2**64 to the buffers' sizes are refused
+    # (N * C * H * W * 4 = 2**30 * 2**16 * 2**16 * 4 = 2**64, and P = 2**16 * 16 bands)
+    huge = np.zeros(0, np.float32)
+    with pytest.raises(ValueError, match="buffer sizes"):
+        _analysis.synthesise(huge, 2 ** 30, 2 ** 16, 256, 256, 2, 2,
+                             np.zeros(2 ** 20, np.int32), huge)
 
 
 @pytest.mark.parametrize("preset", ["rgb-16x", "gray-16x", "mono-16x", "stereo-20x"])
@@ -70,8 +78,32 @@ def test_cpu_decoding_through_the_c_synthesis_matches_the_torch_transform(preset
         x = np.clip(walk, -32768, 32767).astype(np.int16)
     blob = codec.encode(x)
     assert codec.native_synthesis
-    ours = codec.decode(blob).astype(np.int64)
-    codec.native_synthesis = False
-    theirs = codec.decode(blob).astype(np.int64)
+    calls = []
+    real = NativeSynthesis.inverse
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(NativeSynthesis, "inverse",
+                      lambda self, y: calls.append(y.shape) or real(self, y))
+        ours = codec.decode(blob).astype(np.int64)
+        assert len(calls) == 1  # decoded through the C synthesis
+        codec.native_synthesis = False
+        theirs = codec.decode(blob).astype(np.int64)
+        assert len(calls) == 1  # ... and with it off, through torch's transform
     assert np.abs(ours - theirs).max() <= 1
     assert np.mean(ours != theirs) < 0.01
+
+
+def test_error_bounded_streams_never_decode_through_the_c_synthesis(monkeypatch):
+    """Their residual was coded against torch's reconstruction: encoding (the prediction)
+    and decoding both keep torch's transform, and the bound holds."""
+    def refuse(self, y):
+        raise AssertionError("the C synthesis ran for an error-bounded stream")
+
+    codec = walloc_io.load_codec("field-16x", device="cpu")
+    yy, xx = np.mgrid[0:64, 0:96]
+    field = (np.sin(xx / 7) * np.cos(yy / 11) * 3 + 15)[None].astype(np.float32)
+    monkeypatch.setattr(NativeSynthesis, "inverse", refuse)
+    blob = codec.encode(field, max_abs_error=0.01)
+    decoded = codec.decode(blob)
+    assert np.abs(decoded - field).max() <= 0.01
+    with pytest.raises(AssertionError, match="C synthesis ran"):
+        codec.decode(codec.encode(field))  # the check itself: a plain stream does use it

@@ -233,6 +233,16 @@ done:
     return rc;
 }
 
+/* Whether a buffer of `len` bytes holds exactly a * b * c * d bytes (false when the product
+ * overflows: forged shapes must not wrap around to a small size). */
+static int holds(Py_ssize_t len, size_t a, size_t b, size_t c, size_t d) {
+    size_t n;
+    if (__builtin_mul_overflow(a, b, &n) || __builtin_mul_overflow(n, c, &n)
+        || __builtin_mul_overflow(n, d, &n))
+        return 0;
+    return len >= 0 && (size_t)len == n;
+}
+
 /* Whether (C, H, W, levels J, ndim nd) is no signal the packet transform takes: J in 1..12,
  * every signal axis a multiple of 2**J (a 1-D signal is one row, H = 1). */
 static int bad_shape(int C, int H, int W, int J, int nd) {
@@ -256,10 +266,10 @@ static PyObject *analyse(PyObject *self, PyObject *args) {
     }
     const size_t P = (size_t)C * fh * fw, plane = (size_t)H * W;
     const Py_ssize_t L = bias.len / 4;
-    if ((size_t)x.len != (size_t)N * C * plane * (is_u8 ? 1 : 4) || scale.len != 4 * C
-        || offset.len != 4 * C || L < 1 || (size_t)weight.len != 4 * P * L
+    if (!holds(x.len, N, C, plane, is_u8 ? 1 : 4) || scale.len != 4 * C
+        || offset.len != 4 * C || L < 1 || !holds(weight.len, 4, P, L, 1)
         || amplitude.len != 8 * L || ms.len != 4 * L
-        || (size_t)out.len != (size_t)N * L * plane / (fh * fw) * 4) {
+        || !holds(out.len, N, L, plane / (fh * fw), 4)) {
         PyErr_SetString(PyExc_ValueError, "buffer sizes do not match the shapes");
         goto done;
     }
@@ -304,8 +314,8 @@ static PyObject *packet(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     const int fh = nd == 2 ? 1 << J : 1, fw = 1 << J;
     const size_t plane = (size_t)H * W;
-    if (bad_shape(C, H, W, J, nd) || (size_t)x.len != 4 * C * plane
-        || (size_t)out.len != 4 * C * plane) {
+    if (bad_shape(C, H, W, J, nd) || !holds(x.len, 4, C, plane, 1)
+        || !holds(out.len, 4, C, plane, 1)) {
         PyErr_SetString(PyExc_ValueError, "bad shapes for the packet transform");
         goto done;
     }
@@ -339,8 +349,8 @@ done:
  * The lifting steps of the analysis undone in reverse order, band scales divided out as the
  * bands are gathered: along the first axis rows are vectors again (pointer permutations per
  * level, column strips in L2), along the last axis each row is unlifted in a small buffer.
- * Not bit-identical to torch's convolution form (float32 rounding differs, ~1e-7 of the
- * range); the codec uses it for decoding on the CPU, never for error-bounded streams. */
+ * Not bit-identical to torch's convolution form (float32 rounding differs, below 1e-6 of
+ * the range); the codec uses it for decoding on the CPU, never for error-bounded streams. */
 
 /* One level along a segment x[0..n) holding lows then highs: undone, samples interleaved. */
 CLONES static void unlift_segment(float *restrict x, int n, float *restrict s,
@@ -410,7 +420,8 @@ static void unpacket_columns(float **work, int H, int W, int levels, float **tmp
     }
 }
 
-enum { Y_DATA = S_SLOTS_ANALYSIS, Y_S, Y_D, Y_WORK, Y_TMP };
+enum { Y_DATA = S_SLOTS_ANALYSIS, Y_S, Y_D, Y_WORK, Y_TMP, Y_END };
+_Static_assert((int)Y_END <= (int)S_SLOTS, "the synthesis's scratch slots must fit in S_SLOTS");
 
 /* One signal: bands y (torch channel order, `index` maps (c, bh, bw) to a channel) ->
  * out[C][H][W]. Returns 0, or -1 when out of memory. */
@@ -460,14 +471,18 @@ static PyObject *synthesise(PyObject *self, PyObject *args) {
         goto done;
     }
     const size_t P = (size_t)C * fh * fw, plane = (size_t)H * W;
-    if ((size_t)y.len != 4 * (size_t)N * C * plane || (size_t)out.len != 4 * (size_t)N * C * plane
-        || (size_t)index.len != 4 * P) {
+    if (!holds(y.len, 4, N, C, plane) || !holds(out.len, 4, N, C, plane)
+        || !holds(index.len, 4, P, 1, 1)) {
         PyErr_SetString(PyExc_ValueError, "buffer sizes do not match the shapes");
         goto done;
     }
+    /* a private copy, checked once: the caller's array could change while the GIL is free */
+    int32_t *band_index = malloc(sizeof(int32_t) * P);
+    if (!band_index) { PyErr_NoMemory(); goto done; }
+    memcpy(band_index, index.buf, sizeof(int32_t) * P);
     for (size_t b = 0; b < P; b++) {
-        const int32_t t = ((const int32_t *)index.buf)[b];
-        if (t < 0 || (size_t)t >= P) {
+        if (band_index[b] < 0 || (size_t)band_index[b] >= P) {
+            free(band_index);
             PyErr_SetString(PyExc_ValueError, "band index out of range");
             goto done;
         }
@@ -476,9 +491,10 @@ static PyObject *synthesise(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     for (int n = 0; n < N && !rc; n++)
         rc = synthesise_one((const float *)y.buf + (size_t)n * C * plane, C, H, W, J, nd,
-                            index.buf, (float *)out.buf + (size_t)n * C * plane);
+                            band_index, (float *)out.buf + (size_t)n * C * plane);
     scratch_done();
     Py_END_ALLOW_THREADS
+    free(band_index);
     if (rc) PyErr_NoMemory();
     else result = Py_NewRef(Py_None);
 done:

@@ -210,7 +210,8 @@ class DecoderTrainer:
     def validate(self, qualities: tuple[int, ...] = (1, 50, 100)) -> dict[str, float]:
         """Mean PSNR of the validation images decoded at each of ``qualities`` (as the codec
         does: split, rounded latents, ``s`` added back, uint8 output); for audio the mean
-        SNR (``val_snr_q*``: signal over error power, as ``walloc eval`` reports it)."""
+        SNR (``val_snr_q*``: signal over error power, as ``walloc eval`` reports it, of the
+        float output before its rounding to int16)."""
         self.model.eval()
         audio = self.model.config.modality == "audio"
         out = {}
