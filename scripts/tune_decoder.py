@@ -3,7 +3,7 @@
 
     python scripts/tune_decoder.py rgb-16x --blocks 6 --steps 12000 --workdir runs/rgb-16x-d6 \\
         --out runs/rgb-16x-d6-out
-    python scripts/tune_decoder.py mono-16x --data data/audio-varied/mono --blocks 8 \
+    python scripts/tune_decoder.py mono-16x --data data/audio-varied/mono --blocks 8 \\
         --steps 6000 --workdir runs/mono-16x-d8 --out runs/mono-16x-d8-out
 
 The preset's current model is loaded and its decoder deepened to ``--blocks`` residual
@@ -29,7 +29,7 @@ import torch
 from walloc_io.entropy import load_ladder
 from walloc_io.presets.directory import load_codec_dir, save_codec_dir
 from walloc_io.training import load_images, load_signals
-from walloc_io.training.decoder import DecoderSettings, DecoderTrainer, deepened
+from walloc_io.training.decoder import LOSSES, DecoderSettings, DecoderTrainer, deepened
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "src/walloc_io/presets"
 AUDIO_CROP = 2**15  # samples: 128 latent steps at J = 8, as the audio presets trained
@@ -48,7 +48,7 @@ def main() -> None:
     parser.add_argument("--crop", type=int, help="crop size (default: 256 pixels, "
                         "32768 samples for audio)")
     parser.add_argument("--batch", type=int, help="crops per step (default: 8, 16 for audio)")
-    parser.add_argument("--loss", choices=("mse", "snr"),
+    parser.add_argument("--loss", choices=LOSSES,
                         help="mse: the batch's MSE (default for images); snr: the mean of "
                         "each crop's error in dB, the mean SNR (default for audio)")
     parser.add_argument("--split-share", type=float, default=DecoderSettings.split_share,

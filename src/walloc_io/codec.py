@@ -150,7 +150,8 @@ class Codec:
         self._lock = threading.Lock()  # torch modules are not re-entrant across threads
         self._analysis: NativeAnalysis | None = None
         # decode on the CPU with the C inverse transform (runtime state; False: torch's
-        # convolution form, as walloc-io 0.9 and before; bounded streams always use torch's)
+        # convolution form, as walloc-io 0.9 and before; bounded streams always use torch's).
+        # load_codec shares one Codec per process: setting it changes every user's decoding
         self.native_synthesis = self.device.type == "cpu"
         self._synthesis: NativeSynthesis | None = None
 

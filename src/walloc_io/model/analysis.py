@@ -86,9 +86,9 @@ class NativeSynthesis:
     """The inverse packet transform as one C call on the CPU: the lifting steps of
     :class:`NativeAnalysis` undone, several times faster than the convolution form of
     :meth:`PacketTransform.inverse` on a photo (which was a quarter of rgb-16x's decoding
-    time). Equal to it within float32 rounding (below 1e-6 of the range), not bit for bit: the codec
-    uses it to decode on the CPU, and the torch form for error-bounded streams, whose
-    residual was coded against that form's reconstruction."""
+    time). Equal to it within float32 rounding (below 1e-6 of the range), not bit for bit:
+    the codec uses it to decode on the CPU, and the torch form for error-bounded streams,
+    whose residual was coded against that form's reconstruction."""
 
     def __init__(self, channels: int, levels: int, ndim: int) -> None:
         self.channels, self.levels, self.ndim = channels, levels, ndim

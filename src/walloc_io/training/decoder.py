@@ -37,6 +37,8 @@ from ..errors import InputError
 from ..model import WallocModel
 from .data import CropSampler, to_unit
 
+LOSSES = ("mse", "snr")  # DecoderSettings.loss
+
 
 @dataclass(frozen=True)
 class DecoderSettings:
@@ -114,8 +116,8 @@ class DecoderTrainer:
 
     def __init__(self, model: WallocModel, settings: DecoderSettings,
                  train: list[np.ndarray], val: list[np.ndarray], workdir: str | Path) -> None:
-        if settings.loss not in ("mse", "snr"):
-            raise InputError(f"loss must be 'mse' or 'snr', got {settings.loss!r}")
+        if settings.loss not in LOSSES:
+            raise InputError(f"loss must be one of {', '.join(LOSSES)}, got {settings.loss!r}")
         torch.manual_seed(settings.seed)
         self.model, self.settings = model, settings
         for p in model.parameters():
