@@ -43,6 +43,17 @@ training item only (the tables need far fewer symbols than training does; it bou
 ``WORKDIR`` (resumable) and writes the result over the preset, tables and ladder refitted:
 
     python scripts/train_preset.py rgb-4x --data data/images --fine-tune --workdir runs/rgb-4x-v2
+
+``--continue-for N`` trains the preset's current model (its own config: decoder depth, rate
+allocation, entropy model) N more steps, encoder and decoder together, with its
+:data:`CONTINUATION` phase (the last phase's lambda, variable rate, flips/turns, low-contrast
+crops, half the crops coded with the boundary split as the codec codes photos), resumable in
+WORKDIR; tables (the same contextual neighbour weight) and ladder are refitted and the result
+is a new version (new latents), written over the preset (the old model kept in
+``versions/``) or to ``--out``:
+
+    python scripts/train_preset.py rgb-4x --continue-for 4000 --workdir runs/rgb-4x-c \
+        --out runs/rgb-4x-c-out
 """
 
 from __future__ import annotations
@@ -208,6 +219,9 @@ def main() -> None:
                         "contextual entropy model with neighbour weight W (a new version)")
     parser.add_argument("--table-every", type=int, default=1, metavar="K",
                         help="with --contextual: fit on every K-th training item")
+    parser.add_argument("--continue-for", type=int, metavar="N",
+                        help="train the preset's current model N more steps, encoder and "
+                        "decoder together (CONTINUATION), and write it as a new version")
     parser.add_argument("--from-version", metavar="FP",
                         help="start WORKDIR's checkpoint from the preset's model FP (a kept "
                         "version, by fingerprint prefix) at the end of its phases, then run "
@@ -232,6 +246,8 @@ def main() -> None:
         train, val = split_validation(train, 0.1, 0)
     if args.fine_tune:
         return _fine_tune_allocated(args.preset, out, phases, train, val, workdir)
+    if args.continue_for:
+        return _continue(args.preset, out, train, val, workdir, args.continue_for)
     if args.from_version:
         shipped = Path(__file__).resolve().parents[1] / "src/walloc_io/presets" / args.preset
         _seed_checkpoint(config, phases, train, val, workdir, shipped, args.from_version)
@@ -352,6 +368,50 @@ def _fine_tune_allocated(preset: str, directory: Path, phases, train, val, workd
     path = export_codec(trainer.model.cpu().eval(), train, directory,
                         train_log=workdir / "log.jsonl", rate_floor=RATE_FLOORS.get(preset, 0.0))
     print(f"wrote {path}", file=sys.stderr)
+
+
+# Joint training of a shipped model, continued (``--continue-for``): the settings of the
+# preset's last phase stretched over the new steps (the cosine schedule goes on from where
+# the model stopped), with what the later recipes added: variable rate, flips/turns,
+# low-contrast crops, and half the crops coded with the boundary split (as the codec codes
+# photos; the deepened decoders were tuned that way, joint training had never seen it).
+CONTINUATION = {p: replace(AFTER_ALLOCATION[p], split_share=0.5) for p in ("rgb-4x", "rgb-16x",
+                                                                          "gray-16x")}
+
+
+def _continue(preset: str, directory: Path, train, val, workdir: Path, steps: int) -> None:
+    import json
+
+    from walloc_io.presets.directory import load_codec_dir
+    from walloc_io.training.export import export_codec
+
+    if preset not in CONTINUATION:
+        raise SystemExit(f"{preset} has no continuation phase")
+    shipped = Path(__file__).resolve().parents[1] / "src/walloc_io/presets" / preset
+    model, _, fp = load_codec_dir(shipped)
+    manifest = json.loads((shipped / "manifest.json").read_text())
+    made = manifest.get("training", {}).get("steps")
+    if made is None:
+        raise SystemExit(f"{fp[:8]}'s manifest does not record its training steps")
+    phase = replace(CONTINUATION[preset], steps=made + steps,
+                    rate_weight=manifest["training"].get("rate_weight",
+                                                         CONTINUATION[preset].rate_weight))
+    trainer = Trainer(model.config, phase, train, val, workdir)
+    if not trainer.checkpoint_path.exists():  # seed: the shipped model at its last step
+        trainer.model.load_state_dict(model.state_dict())
+        trainer.step, trainer.rate_weight = made, phase.rate_weight
+        trainer.save_checkpoint()
+        print(f"seeded {workdir} from {fp[:12]} at step {made}", file=sys.stderr)
+    trainer.run(report=lambda line: print(line, flush=True))
+    weight = manifest.get("entropy", {}).get("neighbour_weight")
+    extra = {k: v for k, v in manifest.items() if k in ("allocation", "entropy")}
+    extra["continued"] = {"from": fp[:8], "steps": steps, "split_share": phase.split_share,
+                          "recipe": f"scripts/train_preset.py {preset} --continue-for {steps}"}
+    path = export_codec(trainer.model.cpu().eval(), train, directory,
+                        train_log=workdir / "log.jsonl",
+                        rate_floor=manifest.get("rate_floor", RATE_FLOORS.get(preset, 0.0)),
+                        extra=extra, **({"neighbour_weight": weight} if weight else {}))
+    print(f"wrote {path}: {fp[:8]} continued {steps} steps", file=sys.stderr)
 
 
 ALLOCATION_CROPS = {"image": (256, 16), "audio": (2**15, 16)}  # crop size, count

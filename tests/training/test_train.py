@@ -210,3 +210,38 @@ def test_spectral_tilt_reshapes_audio_crops_and_keeps_their_range():
     np.testing.assert_array_equal(CropSampler([image], 32, seed=0).batch(4).numpy(),
                                   CropSampler([image], 32, seed=0, spectral_tilt=1.0)
                                   .batch(4).numpy())
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_joint_training_codes_crops_with_the_boundary_split(tmp_path, share):
+    """``split_share``: the model is fed each split crop's periodic part, as the codec codes
+    photos; 0 feeds crops as they are."""
+    import torch
+
+    from walloc_io import boundary
+    from walloc_io.config import CodecConfig
+    from walloc_io.training import Trainer, TrainSettings
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[:320, :320]
+    photo = np.stack([(xx * 0.5 + yy * 0.2 + c * 30) % 256 for c in range(3)]).astype(np.uint8)
+    photo = np.clip(photo + rng.integers(-8, 9, photo.shape), 0, 255).astype(np.uint8)
+    cfg = CodecConfig(name="split", channels=3, levels=2, latent_channels=12,
+                      decoder_channels=8, decoder_blocks=1)
+    settings = TrainSettings(steps=2, batch=2, crop=256, validate_every=100, split_share=share)
+    trainer = Trainer(cfg, settings, [photo], [photo[:, :256, :256]], tmp_path / "work")
+    trainer.initialise_or_resume()
+    seen, fed = [], []
+    batch, forward = trainer.sampler.batch, trainer.model.forward
+    trainer.sampler.batch = lambda n: seen.append(batch(n)) or seen[-1]
+    trainer.model.forward = lambda x, *a, **k: fed.append(x.clone()) or forward(x, *a, **k)
+    progress = trainer.train_step()
+    x, p = seen[0], fed[0]
+    if share == 0:
+        assert torch.equal(p, x)
+    else:
+        for i in range(x.shape[0]):
+            smooth = boundary.split(x[i].numpy())[1]
+            assert np.abs(smooth).max() > 1e-3  # the gradient's wrap is not periodic
+            np.testing.assert_allclose(p[i].numpy(), x[i].numpy() - smooth, atol=1e-6)
+    assert np.isfinite(progress.psnr) and progress.step == 1

@@ -19,6 +19,7 @@ import torch
 from ..config import CodecConfig
 from ..model import WallocModel
 from .data import CropSampler, to_unit
+from .decoder import periodic
 from .pca import pca_initialise
 
 
@@ -51,6 +52,10 @@ class TrainSettings:
     # instead of the rate proxy, which overstates the context coder's rate ~2x; False keeps
     # the shipped recipes (steered on the proxy) reproducible
     calibrate_rate: bool = False
+    # share of image crops coded with the boundary split (walloc_io.boundary): the model
+    # codes their periodic part and the loss is taken on it plus the smooth part, as the
+    # codec codes images; 0 trains on every crop as it is (the recipes before 0.11)
+    split_share: float = 0.0
 
 
 @dataclass
@@ -126,8 +131,15 @@ class Trainer:
         x = self.sampler.batch(self.settings.batch).to(self.device)
         for group in self.optimiser.param_groups:
             group["lr"] = self.learning_rate()
-        out = self.model(x, self._steps(x.shape[0]))
-        mse = torch.mean((out.reconstruction - x) ** 2)
+        if self.settings.split_share > 0:
+            keep = (torch.rand(x.shape[0]) >= self.settings.split_share).numpy()
+            p, smooth = periodic(x.cpu(), keep)
+            out = self.model(p.to(self.device), self._steps(x.shape[0]))
+            decoded = (out.reconstruction + smooth.to(self.device)).clamp(-0.5, 0.5)
+        else:
+            out = self.model(x, self._steps(x.shape[0]))
+            decoded = out.reconstruction
+        mse = torch.mean((decoded - x) ** 2)
         bpp = out.bits / (x.shape[0] * math.prod(x.shape[2:]))
         loss = mse + self.rate_weight * bpp
         self.optimiser.zero_grad(set_to_none=True)
