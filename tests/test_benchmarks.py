@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -143,3 +144,32 @@ def test_audio_subspace_projections_and_principal_components():
     np.testing.assert_allclose(found @ found.T, basis @ basis.T, atol=1e-4)
     np.testing.assert_allclose(projected(tree, clip, found), clip, atol=1e-5)
     assert np.abs(projected(tree, x, found) - x).mean() > 0.01
+
+
+def test_image_subspace_projections_and_principal_components():
+    import numpy as np
+
+    from walloc_io.transform import PacketTransform
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        from image_subspace import principal_subspace, projected
+    finally:
+        sys.path.remove(str(BENCH))
+    model = SimpleNamespace(transform=PacketTransform(2, 1))  # 4 bands per 2x2 block, grey
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (1, 256, 320), dtype=np.uint8)
+    np.testing.assert_array_equal(projected(model, photo, np.eye(4)), photo)  # all kept
+    # a photo whose band vectors lie in a 2-d span (up to uint8 rounding; one crop's
+    # worth, so the transform sees it whole): two principal components find the span,
+    # keep the photo, and lose much of one outside it
+    basis = np.linalg.qr(rng.standard_normal((4, 2)))[0]
+    coded = (basis @ (0.08 * rng.standard_normal((2, 128 * 128)))).reshape(1, 4, 128, 128)
+    with torch.no_grad():
+        u = model.transform.inverse(torch.from_numpy(coded).float())[0].numpy()
+    assert np.abs(u).max() < 0.5
+    inside = np.round((u + 0.5) * 255).astype(np.uint8)
+    found = principal_subspace(model, [inside], 2, crops=2, seed=0)
+    np.testing.assert_allclose(found @ found.T, basis @ basis.T, atol=1e-3)
+    assert np.abs(projected(model, inside, found).astype(int) - inside).max() <= 1
+    assert np.abs(projected(model, photo, found).astype(int) - photo).mean() > 20
