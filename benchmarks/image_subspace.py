@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from audio_subspace import band_vectors
 
 import walloc_io
-from audio_subspace import band_vectors
 from walloc_io.media import read_signal, signal_files
 from walloc_io.metrics import bicubic_round_trip, psnr
 from walloc_io.signal import unit_uint8
