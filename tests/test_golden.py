@@ -410,3 +410,42 @@ def test_golden_decoder10_streams_decode(name):
                                   np.load(DECODER09 / f"{name}.npz")["latents"])
     assert walloc_io.read_header(old).fingerprint.startswith(DECODER09_FINGERPRINTS[preset])
     assert psnr_of(x, decoded) > psnr_of(x, np.load(DECODER09 / f"{name}.npz")["decoded"])
+
+
+# -- rgb-16x version 7 (walloc-io 0.11: a 9-block decoder on the same frozen encoder;
+# written once, never regenerated) ----------------------------------------------------------
+DECODER11 = GOLDEN_ROOT / "format3-decoder11"
+DECODER11_FINGERPRINTS = {"rgb-16x": "880c1ed6ed3b6238608c64f6c14ba962"}
+
+
+def decoder11_inputs() -> dict[str, tuple[str, np.ndarray, int | None]]:
+    """name -> (preset, image, quality): the 0.9 and 0.10 fixtures' crops, so the three
+    versions decode the same latents."""
+    return {name: spec for name, spec in decoder09_inputs().items()
+            if spec[0] in DECODER11_FINGERPRINTS}
+
+
+def write_decoder11_golden() -> None:
+    """Called by hand once: ``python -c 'from tests.test_golden import *;
+    write_decoder11_golden()'``."""
+    for name, (preset, x, q) in decoder11_inputs().items():
+        codec = walloc_io.load_codec(preset, device="cpu", precision="float32",
+                                     fingerprint=DECODER11_FINGERPRINTS[preset])
+        write_fixture(DECODER11, name, codec, x, q)
+
+
+@pytest.mark.parametrize("name", sorted(decoder11_inputs()))
+def test_golden_decoder11_streams_decode(name):
+    preset, x, q = decoder11_inputs()[name]
+    blob = (DECODER11 / f"{name}.wlc").read_bytes()
+    header = walloc_io.read_header(blob)
+    assert header.fingerprint == DECODER11_FINGERPRINTS[preset]
+    codec = walloc_io.load_codec(preset, device="cpu", fingerprint=header.fingerprint)
+    decoded = decodes_as_written(DECODER11, name, codec, blob)
+    assert codec.encode(x, quality=q) == blob  # the encoder still writes these words
+    # the latents of versions 5 and 6's streams of the same crop: only the decoder changed
+    np.testing.assert_array_equal(codec.decode_latents(blob),
+                                  np.load(DECODER09 / f"{name}.npz")["latents"])
+    assert walloc_io.read_header((DECODER10 / f"{name}.wlc").read_bytes()).fingerprint \
+        == DECODER10_FINGERPRINTS[preset]
+    assert psnr_of(x, decoded) > psnr_of(x, np.load(DECODER10 / f"{name}.npz")["decoded"])
