@@ -67,22 +67,29 @@ def band_vectors(model, x: np.ndarray) -> np.ndarray:
     return c.reshape(c.shape[0], -1).double().numpy()
 
 
-def principal_subspace(model, clips: list[np.ndarray], dims: int, crops: int, seed: int
-                       ) -> np.ndarray:
-    """Orthonormal ``(C * B, dims)`` basis of the band vectors' top principal components
-    (uncentred second moments, as the encoder sees them) over random crops of ``clips``."""
-    rng, f = np.random.default_rng(seed), 2 ** 16
+def top_components(band_sets, dims: int) -> np.ndarray | None:
+    """Orthonormal ``(bands, dims)`` basis of the top principal components (uncentred second
+    moments, as the encoder sees them) of the band-vector sets given, or None if none is."""
     moments = None
-    for x in (c for c in clips if c.shape[-1] > f):
-        for _ in range(crops):
-            s = int(rng.integers(0, x.shape[-1] - f))
-            v = band_vectors(model, x[:, s:s + f])
-            m = v @ v.T
-            moments = m if moments is None else moments + m
+    for v in band_sets:
+        m = v @ v.T
+        moments = m if moments is None else moments + m
     if moments is None:
-        raise SystemExit("no training clip is longer than 65536 samples")
+        return None
     _, vectors = np.linalg.eigh(moments)
     return vectors[:, ::-1][:, :dims]
+
+
+def principal_subspace(model, clips: list[np.ndarray], dims: int, crops: int, seed: int
+                       ) -> np.ndarray:
+    """:func:`top_components` of the band vectors of random crops of ``clips``."""
+    rng, f = np.random.default_rng(seed), 2 ** 16
+    starts = ((x, int(rng.integers(0, x.shape[-1] - f)))
+              for x in clips if x.shape[-1] > f for _ in range(crops))
+    basis = top_components((band_vectors(model, x[:, s:s + f]) for x, s in starts), dims)
+    if basis is None:
+        raise SystemExit("no training clip is longer than 65536 samples")
+    return basis
 
 
 def projected(model, x: np.ndarray, basis: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from audio_subspace import band_vectors
+from audio_subspace import band_vectors, top_components
 
 import walloc_io
 from walloc_io.media import read_signal, signal_files
@@ -45,20 +45,16 @@ def whole_blocks(path: Path, factor: int) -> np.ndarray:
 
 def principal_subspace(model, photos: list[np.ndarray], dims: int, crops: int, seed: int
                        ) -> np.ndarray:
-    """Orthonormal ``(B, dims)`` basis of the band vectors' top principal components
-    (uncentred second moments, as the encoder sees them) over random 256x256 crops at
-    whole-block offsets."""
-    rng, moments, f = np.random.default_rng(seed), None, model.transform.factor
-    for x in (p for p in photos if min(p.shape[1:]) >= 256):
-        for _ in range(crops):
-            i, j = (f * int(rng.integers(0, (n - 256) // f + 1)) for n in x.shape[1:])
-            v = band_vectors(model, unit_uint8(x[:, i:i + 256, j:j + 256]))
-            m = v @ v.T
-            moments = m if moments is None else moments + m
-    if moments is None:
+    """:func:`audio_subspace.top_components` of the band vectors of random 256x256 crops
+    of ``photos`` at whole-block offsets."""
+    rng, f = np.random.default_rng(seed), model.transform.factor
+    corners = ((x, *(f * int(rng.integers(0, (n - 256) // f + 1)) for n in x.shape[1:]))
+               for x in photos if min(x.shape[1:]) >= 256 for _ in range(crops))
+    basis = top_components((band_vectors(model, unit_uint8(x[:, i:i + 256, j:j + 256]))
+                            for x, i, j in corners), dims)
+    if basis is None:
         raise SystemExit("no training photo is 256x256 or larger")
-    _, vectors = np.linalg.eigh(moments)
-    return vectors[:, ::-1][:, :dims]
+    return basis
 
 
 def projected(model, x: np.ndarray, basis: np.ndarray) -> np.ndarray:

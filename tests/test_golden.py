@@ -388,28 +388,41 @@ def decoder10_inputs() -> dict[str, tuple[str, np.ndarray, int | None]]:
 def write_decoder10_golden() -> None:
     """Called by hand once: ``python -c 'from tests.test_golden import *;
     write_decoder10_golden()'``."""
-    for name, (preset, x, q) in decoder10_inputs().items():
+    write_decoder_golden(DECODER10, DECODER10_FINGERPRINTS, decoder10_inputs())
+
+
+def write_decoder_golden(folder, fingerprints: dict[str, str], inputs) -> None:
+    """A later decoder's fixtures of the 0.9 crops, written in float32 by its fingerprint."""
+    for name, (preset, x, q) in inputs.items():
         codec = walloc_io.load_codec(preset, device="cpu", precision="float32",
-                                     fingerprint=DECODER10_FINGERPRINTS[preset])
-        write_fixture(DECODER10, name, codec, x, q)
+                                     fingerprint=fingerprints[preset])
+        write_fixture(folder, name, codec, x, q)
+
+
+def decoder_fixture_decodes(folder, fingerprints: dict[str, str], name: str, earlier,
+                            earlier_fingerprints: dict[str, str]) -> None:
+    """A later decoder's fixture of a 0.9 crop: it decodes as written, the encoder still
+    writes it, its latents are the 0.9 stream's (only the decoder changed), and it decodes
+    better than the ``earlier`` family's stream of the same crop."""
+    preset, x, q = decoder09_inputs()[name]
+    blob = (folder / f"{name}.wlc").read_bytes()
+    header = walloc_io.read_header(blob)
+    assert header.fingerprint == fingerprints[preset]
+    codec = walloc_io.load_codec(preset, device="cpu", fingerprint=header.fingerprint)
+    decoded = decodes_as_written(folder, name, codec, blob)
+    assert psnr_of(x, decoded) > 27
+    assert codec.encode(x, quality=q) == blob  # the encoder still writes these words
+    np.testing.assert_array_equal(codec.decode_latents(blob),
+                                  np.load(DECODER09 / f"{name}.npz")["latents"])
+    old = walloc_io.read_header((earlier / f"{name}.wlc").read_bytes())
+    assert old.fingerprint.startswith(earlier_fingerprints[preset])
+    assert psnr_of(x, decoded) > psnr_of(x, np.load(earlier / f"{name}.npz")["decoded"])
 
 
 @pytest.mark.parametrize("name", sorted(decoder10_inputs()))
 def test_golden_decoder10_streams_decode(name):
-    preset, x, q = decoder10_inputs()[name]
-    blob = (DECODER10 / f"{name}.wlc").read_bytes()
-    header = walloc_io.read_header(blob)
-    assert header.fingerprint == DECODER10_FINGERPRINTS[preset]
-    codec = walloc_io.load_codec(preset, device="cpu", fingerprint=header.fingerprint)
-    decoded = decodes_as_written(DECODER10, name, codec, blob)
-    assert psnr_of(x, decoded) > 27
-    assert codec.encode(x, quality=q) == blob  # the encoder still writes these words
-    # the same latents as version 5's stream of the same crop: only the decoder changed
-    old = (DECODER09 / f"{name}.wlc").read_bytes()
-    np.testing.assert_array_equal(codec.decode_latents(blob),
-                                  np.load(DECODER09 / f"{name}.npz")["latents"])
-    assert walloc_io.read_header(old).fingerprint.startswith(DECODER09_FINGERPRINTS[preset])
-    assert psnr_of(x, decoded) > psnr_of(x, np.load(DECODER09 / f"{name}.npz")["decoded"])
+    decoder_fixture_decodes(DECODER10, DECODER10_FINGERPRINTS, name, DECODER09,
+                            DECODER09_FINGERPRINTS)
 
 
 # -- rgb-16x version 7 (walloc-io 0.11: a 9-block decoder on the same frozen encoder;
@@ -428,24 +441,10 @@ def decoder11_inputs() -> dict[str, tuple[str, np.ndarray, int | None]]:
 def write_decoder11_golden() -> None:
     """Called by hand once: ``python -c 'from tests.test_golden import *;
     write_decoder11_golden()'``."""
-    for name, (preset, x, q) in decoder11_inputs().items():
-        codec = walloc_io.load_codec(preset, device="cpu", precision="float32",
-                                     fingerprint=DECODER11_FINGERPRINTS[preset])
-        write_fixture(DECODER11, name, codec, x, q)
+    write_decoder_golden(DECODER11, DECODER11_FINGERPRINTS, decoder11_inputs())
 
 
 @pytest.mark.parametrize("name", sorted(decoder11_inputs()))
 def test_golden_decoder11_streams_decode(name):
-    preset, x, q = decoder11_inputs()[name]
-    blob = (DECODER11 / f"{name}.wlc").read_bytes()
-    header = walloc_io.read_header(blob)
-    assert header.fingerprint == DECODER11_FINGERPRINTS[preset]
-    codec = walloc_io.load_codec(preset, device="cpu", fingerprint=header.fingerprint)
-    decoded = decodes_as_written(DECODER11, name, codec, blob)
-    assert codec.encode(x, quality=q) == blob  # the encoder still writes these words
-    # the latents of versions 5 and 6's streams of the same crop: only the decoder changed
-    np.testing.assert_array_equal(codec.decode_latents(blob),
-                                  np.load(DECODER09 / f"{name}.npz")["latents"])
-    assert walloc_io.read_header((DECODER10 / f"{name}.wlc").read_bytes()).fingerprint \
-        == DECODER10_FINGERPRINTS[preset]
-    assert psnr_of(x, decoded) > psnr_of(x, np.load(DECODER10 / f"{name}.npz")["decoded"])
+    decoder_fixture_decodes(DECODER11, DECODER11_FINGERPRINTS, name, DECODER10,
+                            DECODER10_FINGERPRINTS)
