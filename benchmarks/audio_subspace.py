@@ -18,8 +18,9 @@ frames) this prints the SNR of:
   transform's order (repeated low/high splits, the first split most significant): for
   ``L / C`` a power of two exactly the packets under the low-pass branch below ``fc``,
   decimation's band, with the CDF 9/7 filters' transition bands instead of a brick wall;
-- ``encoder``: the preset's own encoder subspace (its rows, orthonormalised), projected and
-  inverted, no quantisation: what a linear decoder could make of its latents;
+- ``encoder``: the best linear decoder of the preset's own encoder's unquantised latents
+  (:func:`linear_decoder` under the training crops' second moments): what its choice of
+  ``L`` combinations keeps for a per-frame linear decoder, to compare with ``pca``;
 - ``codec``: the public codec at its default quality (quantised latents, nonlinear decoder).
 
 ``--levels J [J ...]`` adds the principal-subspace bound of packet trees of other depths at
@@ -67,38 +68,59 @@ def band_vectors(model, x: np.ndarray) -> np.ndarray:
     return c.reshape(c.shape[0], -1).double().numpy()
 
 
-def top_components(band_sets, dims: int) -> np.ndarray | None:
-    """Orthonormal ``(bands, dims)`` basis of the top principal components (uncentred second
-    moments, as the encoder sees them) of the band-vector sets given, or None if none is."""
+def second_moments(band_sets) -> np.ndarray | None:
+    """Sum of ``v @ v.T`` (uncentred, as the encoder sees them) over the band-vector sets
+    given, or None if none is."""
     moments = None
     for v in band_sets:
         m = v @ v.T
         moments = m if moments is None else moments + m
-    if moments is None:
-        return None
+    return moments
+
+
+def top_components(moments: np.ndarray, dims: int) -> np.ndarray:
+    """Orthonormal ``(bands, dims)`` basis of the top principal components."""
     _, vectors = np.linalg.eigh(moments)
     return vectors[:, ::-1][:, :dims]
+
+
+def linear_decoder(moments: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``(bands, bands)`` operator of the best linear reconstruction of band vectors ``v``
+    from ``weight @ v`` under these second moments: ``M W^T (W M W^T)^-1 W``. What a
+    linear decoder can make of an encoder's unquantised latents; for orthonormal rows
+    spanning principal components it is their projection."""
+    mw = moments @ weight.T
+    return mw @ np.linalg.solve(weight @ mw, weight)
+
+
+def crop_moments(model, clips: list[np.ndarray], crops: int, seed: int) -> np.ndarray:
+    """:func:`second_moments` of the band vectors of random crops of ``clips``."""
+    rng, f = np.random.default_rng(seed), 2 ** 16
+    starts = ((x, int(rng.integers(0, x.shape[-1] - f)))
+              for x in clips if x.shape[-1] > f for _ in range(crops))
+    moments = second_moments(band_vectors(model, x[:, s:s + f]) for x, s in starts)
+    if moments is None:
+        raise SystemExit("no training clip is longer than 65536 samples")
+    return moments
 
 
 def principal_subspace(model, clips: list[np.ndarray], dims: int, crops: int, seed: int
                        ) -> np.ndarray:
     """:func:`top_components` of the band vectors of random crops of ``clips``."""
-    rng, f = np.random.default_rng(seed), 2 ** 16
-    starts = ((x, int(rng.integers(0, x.shape[-1] - f)))
-              for x in clips if x.shape[-1] > f for _ in range(crops))
-    basis = top_components((band_vectors(model, x[:, s:s + f]) for x, s in starts), dims)
-    if basis is None:
-        raise SystemExit("no training clip is longer than 65536 samples")
-    return basis
+    return top_components(crop_moments(model, clips, crops, seed), dims)
+
+
+def reconstructed(model, x: np.ndarray, operator: np.ndarray) -> np.ndarray:
+    """``x`` with ``operator`` applied to its band vectors, inverted to a signal."""
+    kept = operator @ band_vectors(model, x)
+    shape = (1, x.shape[0] * 2 ** model.config.levels, -1)
+    with torch.no_grad():
+        return model.transform.inverse(torch.from_numpy(kept.reshape(shape)).float())[0].numpy()
 
 
 def projected(model, x: np.ndarray, basis: np.ndarray) -> np.ndarray:
     """``x`` with its band vectors projected on ``basis``'s span, inverted to a signal."""
-    v = band_vectors(model, x)
-    kept = basis @ (basis.T @ v)
-    shape = (1, x.shape[0] * 2 ** model.config.levels, -1)
-    with torch.no_grad():
-        return model.transform.inverse(torch.from_numpy(kept.reshape(shape)).float())[0].numpy()
+    return reconstructed(model, x, basis @ basis.T)
 
 
 def unit(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
@@ -126,13 +148,14 @@ def main() -> None:
         raise SystemExit(f"{args.preset} is not an audio preset")
     bands, dims = cfg.channels * 2 ** cfg.levels, cfg.latent_channels
     train = [unit(p)[1] for p in signal_files(args.train, "audio")]
-    pca = principal_subspace(model, train, dims, args.crops, args.seed)
+    moments = crop_moments(model, train, args.crops, args.seed)
+    pca = top_components(moments, dims)
     low = np.zeros((bands, dims))
     per = 2 ** cfg.levels  # channel-major band order: the lowest bands of each channel
     keep = [c * per + b for b in range(-(-dims // cfg.channels))
             for c in range(cfg.channels)][:dims]
     low[keep, np.arange(dims)] = 1
-    encoder, _ = np.linalg.qr(model.encoder.weight.detach().double().numpy()[:, :, 0].T)
+    encoder = linear_decoder(moments, model.encoder.weight.detach().double().numpy()[:, :, 0])
     factor = round(codec.dimensionality_reduction)
     rows = []
     for path in signal_files(args.data, "audio"):
@@ -141,7 +164,7 @@ def main() -> None:
         raw, x = raw[:, :cut], x[:, :cut]
         decoded = codec.decode(codec.encode(raw, sample_rate=rate)).astype(np.float64)
         row = (snr(x, decimate_round_trip(x, factor)), snr(x, projected(model, x, pca)),
-               snr(x, projected(model, x, low)), snr(x, projected(model, x, encoder)),
+               snr(x, projected(model, x, low)), snr(x, reconstructed(model, x, encoder)),
                snr(raw.astype(np.float64), decoded))
         rows.append(row)
         print(f"{path.name[:32]:32s} " + " ".join(f"{v:7.2f}" for v in row), flush=True)

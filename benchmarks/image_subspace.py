@@ -10,13 +10,16 @@ An image preset's encoder keeps ``L`` linear combinations of the ``B = C * 4**le
 - ``pca``: the best ``L``-dimensional subspace of the band vectors in the mean-square sense
   (principal components of ``--train`` crops' packet bands), projected and inverted: the
   most a ``1x1`` encoder followed by a per-block linear decoder keeps;
-- ``encoder``: the preset's own encoder subspace (its rows, orthonormalised), projected and
-  inverted, no quantisation: what a linear decoder could make of its latents;
+- ``encoder``: the best linear decoder of the preset's own encoder's unquantised latents
+  (``audio_subspace.linear_decoder`` under the training crops' second moments): what its
+  choice of ``L`` combinations keeps for a per-block linear decoder, to compare with ``pca``;
 - ``q50`` / ``q100``: the public codec at the design point and at the top of its ladder
   (quantised latents, nonlinear decoder).
 
-A codec whose ``q100`` sits at ``pca`` while ``encoder`` lies far below it has a decoder
-that undoes its encoder's choice of subspace but no more: its ceiling is that subspace's.
+``q100`` against ``pca`` is what the codec's nonlinear, spatially aware decoder recovers
+beyond any per-block linear reconstruction of that many combinations; ``encoder`` against
+``pca`` says whether the encoder chose its combinations well (for a per-block linear
+decoder, the principal ones are best).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from audio_subspace import band_vectors, top_components
+from audio_subspace import band_vectors, linear_decoder, second_moments, top_components
 
 import walloc_io
 from walloc_io.media import read_signal, signal_files
@@ -43,30 +46,39 @@ def whole_blocks(path: Path, factor: int) -> np.ndarray:
                                   : x.shape[2] // factor * factor])
 
 
-def principal_subspace(model, photos: list[np.ndarray], dims: int, crops: int, seed: int
-                       ) -> np.ndarray:
-    """:func:`audio_subspace.top_components` of the band vectors of random 256x256 crops
-    of ``photos`` at whole-block offsets."""
+def crop_moments(model, photos: list[np.ndarray], crops: int, seed: int) -> np.ndarray:
+    """:func:`audio_subspace.second_moments` of the band vectors of random 256x256 crops of
+    ``photos`` at whole-block offsets."""
     rng, f = np.random.default_rng(seed), model.transform.factor
     corners = ((x, *(f * int(rng.integers(0, (n - 256) // f + 1)) for n in x.shape[1:]))
                for x in photos if min(x.shape[1:]) >= 256 for _ in range(crops))
-    basis = top_components((band_vectors(model, unit_uint8(x[:, i:i + 256, j:j + 256]))
-                            for x, i, j in corners), dims)
-    if basis is None:
+    moments = second_moments(band_vectors(model, unit_uint8(x[:, i:i + 256, j:j + 256]))
+                             for x, i, j in corners)
+    if moments is None:
         raise SystemExit("no training photo is 256x256 or larger")
-    return basis
+    return moments
 
 
-def projected(model, x: np.ndarray, basis: np.ndarray) -> np.ndarray:
-    """uint8 photo ``x`` with its band vectors projected on ``basis``'s span, inverted and
+def principal_subspace(model, photos: list[np.ndarray], dims: int, crops: int, seed: int
+                       ) -> np.ndarray:
+    """:func:`audio_subspace.top_components` of :func:`crop_moments`."""
+    return top_components(crop_moments(model, photos, crops, seed), dims)
+
+
+def reconstructed(model, x: np.ndarray, operator: np.ndarray) -> np.ndarray:
+    """uint8 photo ``x`` with ``operator`` applied to its band vectors, inverted and
     rounded back to uint8."""
-    u = unit_uint8(x)
-    v = band_vectors(model, u)
+    v = band_vectors(model, unit_uint8(x))
     f = model.transform.factor
-    kept = (basis @ (basis.T @ v)).reshape(1, -1, x.shape[1] // f, x.shape[2] // f)
+    kept = (operator @ v).reshape(1, -1, x.shape[1] // f, x.shape[2] // f)
     with torch.no_grad():
         y = model.transform.inverse(torch.from_numpy(kept).float())[0].numpy()
     return np.clip(np.round((y + 0.5) * 255), 0, 255).astype(np.uint8)
+
+
+def projected(model, x: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """uint8 photo ``x`` with its band vectors projected on ``basis``'s span."""
+    return reconstructed(model, x, basis @ basis.T)
 
 
 def main() -> None:
@@ -86,8 +98,10 @@ def main() -> None:
     f = model.transform.factor
     train = [whole_blocks(p, f) for p in signal_files(args.train, "image")]
     train = [x for x in train if x.shape[0] == cfg.channels]
-    pca = principal_subspace(model, train, cfg.latent_channels, args.crops, args.seed)
-    encoder, _ = np.linalg.qr(model.encoder.weight.detach().double().numpy()[:, :, 0, 0].T)
+    moments = crop_moments(model, train, args.crops, args.seed)
+    pca = top_components(moments, cfg.latent_channels)
+    encoder = linear_decoder(moments,
+                             model.encoder.weight.detach().double().numpy()[:, :, 0, 0])
     factor = max(1, round(np.sqrt(codec.dimensionality_reduction)))
     rows = []
     for path in signal_files(args.data, "image"):
@@ -95,7 +109,7 @@ def main() -> None:
         if x.shape[0] != cfg.channels:
             continue
         row = (psnr(x, bicubic_round_trip(x, factor)), psnr(x, projected(model, x, pca)),
-               psnr(x, projected(model, x, encoder)),
+               psnr(x, reconstructed(model, x, encoder)),
                *(psnr(x, codec.decode(codec.encode(x, quality=q))) for q in (50, 100)))
         rows.append(row)
         print(f"{path.name[:32]:32s} " + " ".join(f"{v:7.2f}" for v in row), flush=True)

@@ -46,11 +46,11 @@ training item only (the tables need far fewer symbols than training does; it bou
 
 ``--continue-for N`` trains the preset's current model (its own config: decoder depth, rate
 allocation, entropy model) N more steps, encoder and decoder together, with its
-:data:`CONTINUATION` phase (the last phase's lambda, variable rate, flips/turns, low-contrast
-crops, half the crops coded with the boundary split as the codec codes photos), resumable in
-WORKDIR; tables (the same contextual neighbour weight) and ladder are refitted and the result
-is a new version (new latents), written over the preset (the old model kept in
-``versions/``) or to ``--out``:
+:data:`CONTINUATION` phase (its lambda, variable rate, flips/turns, low-contrast crops, half
+the crops coded with the boundary split as the codec codes photos; the learning rate warmed
+up afresh), resumable in WORKDIR; tables (the same contextual neighbour weight) and ladder
+are refitted and the result is a new version (new latents), written over the preset (the
+old model kept in ``versions/``) or to ``--out``:
 
     python scripts/train_preset.py rgb-4x --continue-for 4000 --workdir runs/rgb-4x-c \
         --out runs/rgb-4x-c-out
@@ -246,8 +246,8 @@ def main() -> None:
         train, val = split_validation(train, 0.1, 0)
     if args.fine_tune:
         return _fine_tune_allocated(args.preset, out, phases, train, val, workdir)
-    if args.continue_for:
-        return _continue(args.preset, out, train, val, workdir, args.continue_for)
+    if args.continue_for is not None:
+        return _continue(args.preset, out, train, val, workdir, args.continue_for, args.data)
     if args.from_version:
         shipped = Path(__file__).resolve().parents[1] / "src/walloc_io/presets" / args.preset
         _seed_checkpoint(config, phases, train, val, workdir, shipped, args.from_version)
@@ -371,15 +371,18 @@ def _fine_tune_allocated(preset: str, directory: Path, phases, train, val, workd
 
 
 # Joint training of a shipped model, continued (``--continue-for``): the settings of the
-# preset's last phase stretched over the new steps (the cosine schedule goes on from where
-# the model stopped), with what the later recipes added: variable rate, flips/turns,
-# low-contrast crops, and half the crops coded with the boundary split (as the codec codes
-# photos; the deepened decoders were tuned that way, joint training had never seen it).
-CONTINUATION = {p: replace(AFTER_ALLOCATION[p], split_share=0.5) for p in ("rgb-4x", "rgb-16x",
-                                                                          "gray-16x")}
+# preset's allocated phase with what the later recipes added (variable rate, flips/turns,
+# low-contrast crops) and half the crops coded with the boundary split (as the codec codes
+# photos; the deepened decoders were tuned that way, joint training had never seen it). The
+# learning rate warms up afresh from the model's last step to CONTINUATION_LR, then decays
+# over the new steps; the crops are drawn from a new seed (the first run's seed + its steps).
+CONTINUATION_LR = 1e-4
+CONTINUATION = {p: replace(AFTER_ALLOCATION[p], split_share=0.5, lr=CONTINUATION_LR)
+                for p in ("rgb-4x", "rgb-16x", "gray-16x")}
 
 
-def _continue(preset: str, directory: Path, train, val, workdir: Path, steps: int) -> None:
+def _continue(preset: str, directory: Path, train, val, workdir: Path, steps: int,
+              data: Path) -> None:
     import json
 
     from walloc_io.presets.directory import load_codec_dir
@@ -387,26 +390,45 @@ def _continue(preset: str, directory: Path, train, val, workdir: Path, steps: in
 
     if preset not in CONTINUATION:
         raise SystemExit(f"{preset} has no continuation phase")
+    if steps <= 0:
+        raise SystemExit(f"--continue-for needs a positive number of steps, got {steps}")
     shipped = Path(__file__).resolve().parents[1] / "src/walloc_io/presets" / preset
-    model, _, fp = load_codec_dir(shipped)
-    manifest = json.loads((shipped / "manifest.json").read_text())
+    seeded = workdir / "continued-from.json"  # what the checkpoint was seeded with
+    if seeded.exists():  # resuming: the preset may by now be this run's own output
+        record = json.loads(seeded.read_text())
+        directory_of = kept_model(shipped, record["from"][:8])
+    else:
+        directory_of = shipped
+    model, _, fp = load_codec_dir(directory_of)
+    manifest = json.loads((directory_of / "manifest.json").read_text())
     made = manifest.get("training", {}).get("steps")
     if made is None:
         raise SystemExit(f"{fp[:8]}'s manifest does not record its training steps")
-    phase = replace(CONTINUATION[preset], steps=made + steps,
-                    rate_weight=manifest["training"].get("rate_weight",
-                                                         CONTINUATION[preset].rate_weight))
+    if seeded.exists() and record["steps"] != steps:
+        raise SystemExit(f"{workdir} continues {fp[:8]} for {record['steps']} steps, not {steps}")
+    base = CONTINUATION[preset]
+    phase = replace(base, steps=made + steps, schedule_from=made, seed=base.seed + made,
+                    rate_weight=manifest["training"].get("rate_weight", base.rate_weight))
     trainer = Trainer(model.config, phase, train, val, workdir)
     if not trainer.checkpoint_path.exists():  # seed: the shipped model at its last step
         trainer.model.load_state_dict(model.state_dict())
         trainer.step, trainer.rate_weight = made, phase.rate_weight
         trainer.save_checkpoint()
+        seeded.write_text(json.dumps({"from": fp, "made": made, "steps": steps}) + "\n")
         print(f"seeded {workdir} from {fp[:12]} at step {made}", file=sys.stderr)
     trainer.run(report=lambda line: print(line, flush=True))
     weight = manifest.get("entropy", {}).get("neighbour_weight")
-    extra = {k: v for k, v in manifest.items() if k in ("allocation", "entropy")}
+    extra = {k: v for k, v in manifest.items() if k == "allocation"}
+    if weight:  # tables refitted here, on every training item
+        extra["entropy"] = {"from": fp[:8], "model": model.config.entropy_model,
+                            "neighbour_weight": weight, "table_items": len(train),
+                            "table_every": 1}
+    # no bfloat16 record: the new decoder runs float32 until scripts/check_precision.py
+    # has measured it
     extra["continued"] = {"from": fp[:8], "steps": steps, "split_share": phase.split_share,
-                          "recipe": f"scripts/train_preset.py {preset} --continue-for {steps}"}
+                          "lr": phase.lr,
+                          "recipe": f"scripts/train_preset.py {preset} --data {data} "
+                                    f"--continue-for {steps} --workdir {workdir}"}
     path = export_codec(trainer.model.cpu().eval(), train, directory,
                         train_log=workdir / "log.jsonl",
                         rate_floor=manifest.get("rate_floor", RATE_FLOORS.get(preset, 0.0)),

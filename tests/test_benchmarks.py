@@ -173,3 +173,27 @@ def test_image_subspace_projections_and_principal_components():
     np.testing.assert_allclose(found @ found.T, basis @ basis.T, atol=1e-3)
     assert np.abs(projected(model, inside, found).astype(int) - inside).max() <= 1
     assert np.abs(projected(model, photo, found).astype(int) - photo).mean() > 20
+
+
+def test_linear_decoder_of_an_encoder_recovers_its_span():
+    """The best linear decoder of ``W v``: exact on band vectors in the span the moments
+    come from whenever ``W`` sees all of it, whatever ``W``'s rows (not orthonormal here);
+    for orthonormal principal rows, their projection."""
+    import numpy as np
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        from audio_subspace import linear_decoder, second_moments, top_components
+    finally:
+        sys.path.remove(str(BENCH))
+    rng = np.random.default_rng(1)
+    basis = np.linalg.qr(rng.standard_normal((8, 3)))[0]
+    v = basis @ rng.standard_normal((3, 500))
+    moments = second_moments([v[:, :250], v[:, 250:]])
+    np.testing.assert_allclose(moments, v @ v.T)
+    w = rng.standard_normal((3, 8)) * [[1.0], [10.0], [0.1]]  # skewed rows, same rank
+    np.testing.assert_allclose(linear_decoder(moments, w) @ v, v, atol=1e-8)
+    pca = top_components(moments + 1e-3 * np.eye(8), 3)
+    np.testing.assert_allclose(linear_decoder(moments + 1e-3 * np.eye(8), pca.T),
+                               pca @ pca.T, atol=1e-8)
+    assert second_moments([]) is None

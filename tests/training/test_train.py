@@ -214,23 +214,31 @@ def test_spectral_tilt_reshapes_audio_crops_and_keeps_their_range():
 
 @pytest.mark.parametrize("share", [0.0, 1.0])
 def test_joint_training_codes_crops_with_the_boundary_split(tmp_path, share):
-    """``split_share``: the model is fed each split crop's periodic part, as the codec codes
-    photos; 0 feeds crops as they are."""
+    """``split_share``: the model is fed each split crop's periodic part, and the loss is
+    taken on clamp(its *unclamped* output + the smooth part), as the codec decodes photos;
+    0 feeds crops as they are. A bright photo over a dark band: its periodic part leaves
+    [-1/2, 1/2], so clamping before adding the smooth part back would score otherwise."""
+    import copy
+    import math
+
     import torch
 
     from walloc_io import boundary
     from walloc_io.config import CodecConfig
+    from walloc_io.model import WallocModel
     from walloc_io.training import Trainer, TrainSettings
+    from walloc_io.training.decoder import periodic
 
     rng = np.random.default_rng(3)
-    yy, xx = np.mgrid[:320, :320]
-    photo = np.stack([(xx * 0.5 + yy * 0.2 + c * 30) % 256 for c in range(3)]).astype(np.uint8)
-    photo = np.clip(photo + rng.integers(-8, 9, photo.shape), 0, 255).astype(np.uint8)
+    photo = np.full((3, 320, 320), 235, np.int64)
+    photo[:, 200:] = 8
+    photo = np.clip(photo + rng.integers(-6, 7, photo.shape), 0, 255).astype(np.uint8)
     cfg = CodecConfig(name="split", channels=3, levels=2, latent_channels=12,
                       decoder_channels=8, decoder_blocks=1)
     settings = TrainSettings(steps=2, batch=2, crop=256, validate_every=100, split_share=share)
     trainer = Trainer(cfg, settings, [photo], [photo[:, :256, :256]], tmp_path / "work")
     trainer.initialise_or_resume()
+    weights, noise = copy.deepcopy(trainer.model.state_dict()), torch.get_rng_state()
     seen, fed = [], []
     batch, forward = trainer.sampler.batch, trainer.model.forward
     trainer.sampler.batch = lambda n: seen.append(batch(n)) or seen[-1]
@@ -242,6 +250,42 @@ def test_joint_training_codes_crops_with_the_boundary_split(tmp_path, share):
     else:
         for i in range(x.shape[0]):
             smooth = boundary.split(x[i].numpy())[1]
-            assert np.abs(smooth).max() > 1e-3  # the gradient's wrap is not periodic
             np.testing.assert_allclose(p[i].numpy(), x[i].numpy() - smooth, atol=1e-6)
-    assert np.isfinite(progress.psnr) and progress.step == 1
+        assert p.abs().max() > 0.55
+    # the same step again from the same weights and noise: what the loss was taken on
+    model = WallocModel(cfg)
+    model.load_state_dict(weights)
+    model.train()
+    torch.set_rng_state(noise)
+    if share == 0:
+        decoded = model(x).reconstruction
+    else:
+        q, smooth = periodic(x, (torch.rand(x.shape[0]) >= share).numpy())
+        raw = model(q, 1.0, clamp=False).reconstruction
+        decoded = (raw + smooth).clamp(-0.5, 0.5)
+        early = (raw.clamp(-0.5, 0.5) + smooth).clamp(-0.5, 0.5)  # clamped too soon
+        assert not torch.allclose(early, decoded, atol=1e-3)
+    mse = torch.mean((decoded - x) ** 2).item()
+    assert progress.psnr == pytest.approx(10 * math.log10(1 / mse), abs=1e-4)
+
+
+def test_a_continuation_warms_its_learning_rate_up_afresh(tmp_path):
+    """``schedule_from``: a run continuing a trained model from its step 1000 warms up from
+    there and decays to 2 % by its end, as a fresh run does from step 0."""
+    from walloc_io.config import CodecConfig
+    from walloc_io.training import Trainer, TrainSettings
+
+    cfg = CodecConfig(name="lr", channels=1, levels=1, latent_channels=2, decoder_channels=4,
+                      decoder_blocks=0)
+    image = np.zeros((1, 64, 64), np.uint8)
+    fresh = Trainer(cfg, TrainSettings(steps=600, lr=1e-3, warmup=100, crop=32), [image],
+                    [image], tmp_path / "a")
+    later = Trainer(cfg, TrainSettings(steps=1600, lr=1e-3, warmup=100, crop=32,
+                                       schedule_from=1000), [image], [image], tmp_path / "b")
+    for step in (0, 50, 99, 100, 350, 599, 600):
+        fresh.step, later.step = step, 1000 + step
+        assert later.learning_rate() == pytest.approx(fresh.learning_rate())
+    later.step = 1000
+    assert later.learning_rate() == pytest.approx(1e-5)  # lr / warmup, not mid-cosine
+    later.step = 1600
+    assert later.learning_rate() == pytest.approx(2e-5)

@@ -105,10 +105,13 @@ class WallocModel(nn.Module):
             y = y * self.grid(step, y.ndim, y)
         return self.synthesise(y, clamp, reduced, inverse)
 
-    def forward(self, x: torch.Tensor, step: torch.Tensor | float = 1.0) -> TrainOutput:
+    def forward(self, x: torch.Tensor, step: torch.Tensor | float = 1.0,
+                clamp: bool = True) -> TrainOutput:
         """Training/validation pass; ``step``: quantisation step per item ``(N,)`` or one
-        for all (variable-rate training for the quality knob)."""
+        for all (variable-rate training for the quality knob); ``clamp=False`` leaves the
+        reconstruction unclamped, for a caller that adds a part back before clamping (the
+        boundary split's smooth part, as the codec does)."""
         y = self.analyse(x)
         grid = self.grid(step if torch.is_tensor(step) else float(step), y.ndim, y)
         y = self.companding.quantise(y, noisy=self.training, step=grid)
-        return TrainOutput(self.synthesise(y), self.rate(y, grid))
+        return TrainOutput(self.synthesise(y, clamp), self.rate(y, grid))

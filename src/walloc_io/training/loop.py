@@ -34,6 +34,9 @@ class TrainSettings:
     target_bpp: float | None = None
     rate_gain: float = 0.005
     reset_rate_weight: bool = False  # on resume, use rate_weight instead of the checkpoint's
+    # the step the learning-rate schedule (warmup, then cosine to ``steps``) starts from:
+    # 0, or a trained model's last step for a continuation that warms up afresh
+    schedule_from: int = 0
     checkpoint_every: int = 250
     validate_every: int = 500
     seed: int = 0
@@ -53,8 +56,9 @@ class TrainSettings:
     # the shipped recipes (steered on the proxy) reproducible
     calibrate_rate: bool = False
     # share of image crops coded with the boundary split (walloc_io.boundary): the model
-    # codes their periodic part and the loss is taken on it plus the smooth part, as the
-    # codec codes images; 0 trains on every crop as it is (the recipes before 0.11)
+    # codes their periodic part and the loss is taken on clamp(its unclamped output plus
+    # the smooth part), as the codec decodes images; 0 trains on every crop as it is (the
+    # recipes before 0.11). Validation still scores whole val photos as they are.
     split_share: float = 0.0
 
 
@@ -121,9 +125,10 @@ class Trainer:
 
     def learning_rate(self) -> float:
         s = self.settings
-        if self.step < s.warmup:
-            return s.lr * (self.step + 1) / s.warmup
-        progress = (self.step - s.warmup) / max(1, s.steps - s.warmup)
+        t = self.step - s.schedule_from
+        if t < s.warmup:
+            return s.lr * (max(t, 0) + 1) / s.warmup
+        progress = (t - s.warmup) / max(1, s.steps - s.schedule_from - s.warmup)
         return s.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
     def train_step(self) -> Progress:
@@ -134,7 +139,7 @@ class Trainer:
         if self.settings.split_share > 0:
             keep = (torch.rand(x.shape[0]) >= self.settings.split_share).numpy()
             p, smooth = periodic(x.cpu(), keep)
-            out = self.model(p.to(self.device), self._steps(x.shape[0]))
+            out = self.model(p.to(self.device), self._steps(x.shape[0]), clamp=False)
             decoded = (out.reconstruction + smooth.to(self.device)).clamp(-0.5, 0.5)
         else:
             out = self.model(x, self._steps(x.shape[0]))
