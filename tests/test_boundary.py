@@ -52,9 +52,11 @@ def test_large_images_carry_the_split_and_code_their_edges_better(rgb):
     z = rgb._encode_stack([p])[0]
     plain = rgb.decode(rgb._pack(p, z, 0))
     edges = (slice(None), np.r_[0:4, 252:256])
-    assert psnr(x[edges], y[edges]) > psnr(x[edges], plain[edges]) + 3
+    # rgb-16x version 6: 42.73 vs 39.40 dB; version 7, whose decoder codes the wrap edges
+    # of plain crops better (half its training crops), 42.78 vs 39.85
+    assert psnr(x[edges], y[edges]) > psnr(x[edges], plain[edges]) + 2.5
     # and no worse over the whole image: rgb-16x version 5 +0.02 dB, version 6 (whose
-    # decoder codes the plain interior better) -0.002 dB, a tie
+    # decoder codes the plain interior better) -0.002 dB, version 7 -0.001 dB: ties
     assert psnr(x, y) > psnr(x, plain) - 0.05
     assert len(header.boundary) < 64  # the side information is small
     # rgb-16x v3's finer block-mean steps spend a little more on this synthetic periodic
