@@ -93,15 +93,22 @@ def linear_decoder(moments: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return mw @ np.linalg.solve(weight @ mw, weight)
 
 
+def moments_of(model, crops, none: str) -> np.ndarray:
+    """:func:`second_moments` of the band vectors of ``crops`` (unit-range signals); exits
+    with ``none`` when there is no crop."""
+    moments = second_moments(band_vectors(model, c) for c in crops)
+    if moments is None:
+        raise SystemExit(none)
+    return moments
+
+
 def crop_moments(model, clips: list[np.ndarray], crops: int, seed: int) -> np.ndarray:
-    """:func:`second_moments` of the band vectors of random crops of ``clips``."""
+    """:func:`moments_of` random 65536-sample crops of ``clips``."""
     rng, f = np.random.default_rng(seed), 2 ** 16
     starts = ((x, int(rng.integers(0, x.shape[-1] - f)))
               for x in clips if x.shape[-1] > f for _ in range(crops))
-    moments = second_moments(band_vectors(model, x[:, s:s + f]) for x, s in starts)
-    if moments is None:
-        raise SystemExit("no training clip is longer than 65536 samples")
-    return moments
+    return moments_of(model, (x[:, s:s + f] for x, s in starts),
+                      "no training clip is longer than 65536 samples")
 
 
 def principal_subspace(model, clips: list[np.ndarray], dims: int, crops: int, seed: int

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from audio_subspace import band_vectors, linear_decoder, second_moments, top_components
+from audio_subspace import band_vectors, linear_decoder, moments_of, top_components
 
 import walloc_io
 from walloc_io.media import read_signal, signal_files
@@ -47,16 +47,13 @@ def whole_blocks(path: Path, factor: int) -> np.ndarray:
 
 
 def crop_moments(model, photos: list[np.ndarray], crops: int, seed: int) -> np.ndarray:
-    """:func:`audio_subspace.second_moments` of the band vectors of random 256x256 crops of
-    ``photos`` at whole-block offsets."""
+    """:func:`audio_subspace.moments_of` random 256x256 crops of ``photos`` at whole-block
+    offsets."""
     rng, f = np.random.default_rng(seed), model.transform.factor
     corners = ((x, *(f * int(rng.integers(0, (n - 256) // f + 1)) for n in x.shape[1:]))
                for x in photos if min(x.shape[1:]) >= 256 for _ in range(crops))
-    moments = second_moments(band_vectors(model, unit_uint8(x[:, i:i + 256, j:j + 256]))
-                             for x, i, j in corners)
-    if moments is None:
-        raise SystemExit("no training photo is 256x256 or larger")
-    return moments
+    return moments_of(model, (unit_uint8(x[:, i:i + 256, j:j + 256]) for x, i, j in corners),
+                      "no training photo is 256x256 or larger")
 
 
 def principal_subspace(model, photos: list[np.ndarray], dims: int, crops: int, seed: int

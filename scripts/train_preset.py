@@ -74,6 +74,8 @@ from walloc_io.training import (
     split_validation,
 )
 
+PRESET_DIR = Path(__file__).resolve().parents[1] / "src/walloc_io/presets"
+
 
 def _fine_tune(phase: TrainSettings, steps: int, rate_weight: float) -> TrainSettings:
     """A later phase: same settings, fixed lambda, cosine schedule stretched to ``steps``."""
@@ -227,8 +229,10 @@ def main() -> None:
                         "version, by fingerprint prefix) at the end of its phases, then run "
                         "the phases after them")
     args = parser.parse_args()
+    if args.continue_for is not None and args.continue_for <= 0:
+        parser.error(f"--continue-for needs a positive number of steps, got {args.continue_for}")
     config, phases = PRESETS[args.preset]
-    out = args.out or Path(__file__).resolve().parents[1] / "src/walloc_io/presets" / args.preset
+    out = args.out or PRESET_DIR / args.preset
     if args.ladder_only or args.floor_rungs:
         return _ladder_only(out, _load(args.data / "train", config), args.floor_rungs)
     if args.allocate:
@@ -249,8 +253,8 @@ def main() -> None:
     if args.continue_for is not None:
         return _continue(args.preset, out, train, val, workdir, args.continue_for, args.data)
     if args.from_version:
-        shipped = Path(__file__).resolve().parents[1] / "src/walloc_io/presets" / args.preset
-        _seed_checkpoint(config, phases, train, val, workdir, shipped, args.from_version)
+        _seed_checkpoint(config, phases, train, val, workdir, PRESET_DIR / args.preset,
+                         args.from_version)
     trainer = None
     for phase in phases if not args.freeze_only else []:
         trainer = Trainer(config, phase, train, val, workdir)
@@ -390,21 +394,17 @@ def _continue(preset: str, directory: Path, train, val, workdir: Path, steps: in
 
     if preset not in CONTINUATION:
         raise SystemExit(f"{preset} has no continuation phase")
-    if steps <= 0:
-        raise SystemExit(f"--continue-for needs a positive number of steps, got {steps}")
-    shipped = Path(__file__).resolve().parents[1] / "src/walloc_io/presets" / preset
+    shipped = PRESET_DIR / preset
     seeded = workdir / "continued-from.json"  # what the checkpoint was seeded with
-    if seeded.exists():  # resuming: the preset may by now be this run's own output
-        record = json.loads(seeded.read_text())
-        directory_of = kept_model(shipped, record["from"][:8])
-    else:
-        directory_of = shipped
+    # resuming: the preset may by now be this run's own output, so start from the record
+    record = json.loads(seeded.read_text()) if seeded.exists() else None
+    directory_of = kept_model(shipped, record["from"][:8]) if record else shipped
     model, _, fp = load_codec_dir(directory_of)
     manifest = json.loads((directory_of / "manifest.json").read_text())
     made = manifest.get("training", {}).get("steps")
     if made is None:
         raise SystemExit(f"{fp[:8]}'s manifest does not record its training steps")
-    if seeded.exists() and record["steps"] != steps:
+    if record and record["steps"] != steps:
         raise SystemExit(f"{workdir} continues {fp[:8]} for {record['steps']} steps, not {steps}")
     base = CONTINUATION[preset]
     phase = replace(base, steps=made + steps, schedule_from=made, seed=base.seed + made,
@@ -414,7 +414,7 @@ def _continue(preset: str, directory: Path, train, val, workdir: Path, steps: in
         trainer.model.load_state_dict(model.state_dict())
         trainer.step, trainer.rate_weight = made, phase.rate_weight
         trainer.save_checkpoint()
-        seeded.write_text(json.dumps({"from": fp, "made": made, "steps": steps}) + "\n")
+        seeded.write_text(json.dumps({"from": fp, "steps": steps}) + "\n")
         print(f"seeded {workdir} from {fp[:12]} at step {made}", file=sys.stderr)
     trainer.run(report=lambda line: print(line, flush=True))
     weight = manifest.get("entropy", {}).get("neighbour_weight")

@@ -36,6 +36,7 @@ from .. import boundary, quality
 from ..errors import InputError
 from ..model import WallocModel
 from .data import CropSampler, to_unit
+from .schedule import warmup_cosine
 
 LOSSES = ("mse", "snr")  # DecoderSettings.loss
 
@@ -166,10 +167,7 @@ class DecoderTrainer:
 
     def learning_rate(self) -> float:
         s = self.settings
-        if self.step < s.warmup:
-            return s.lr * (self.step + 1) / s.warmup
-        progress = (self.step - s.warmup) / max(1, s.steps - s.warmup)
-        return s.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+        return warmup_cosine(self.step, s.lr, s.warmup, s.steps)
 
     def draw_steps(self, n: int) -> np.ndarray:
         """Global quantisation steps of ``n`` crops: the design point, a floor rung or a

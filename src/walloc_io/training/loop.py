@@ -21,6 +21,7 @@ from ..model import WallocModel
 from .data import CropSampler, to_unit
 from .decoder import periodic
 from .pca import pca_initialise
+from .schedule import warmup_cosine
 
 
 @dataclass(frozen=True)
@@ -125,25 +126,20 @@ class Trainer:
 
     def learning_rate(self) -> float:
         s = self.settings
-        t = self.step - s.schedule_from
-        if t < s.warmup:
-            return s.lr * (max(t, 0) + 1) / s.warmup
-        progress = (t - s.warmup) / max(1, s.steps - s.schedule_from - s.warmup)
-        return s.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+        return warmup_cosine(self.step, s.lr, s.warmup, s.steps, s.schedule_from)
 
     def train_step(self) -> Progress:
         self.model.train()
         x = self.sampler.batch(self.settings.batch).to(self.device)
         for group in self.optimiser.param_groups:
             group["lr"] = self.learning_rate()
+        p, smooth = x, None
         if self.settings.split_share > 0:
             keep = (torch.rand(x.shape[0]) >= self.settings.split_share).numpy()
-            p, smooth = periodic(x.cpu(), keep)
-            out = self.model(p.to(self.device), self._steps(x.shape[0]), clamp=False)
-            decoded = (out.reconstruction + smooth.to(self.device)).clamp(-0.5, 0.5)
-        else:
-            out = self.model(x, self._steps(x.shape[0]))
-            decoded = out.reconstruction
+            p, smooth = (t.to(self.device) for t in periodic(x.cpu(), keep))
+        out = self.model(p, self._steps(x.shape[0]), clamp=smooth is None)
+        decoded = (out.reconstruction if smooth is None
+                   else (out.reconstruction + smooth).clamp(-0.5, 0.5))
         mse = torch.mean((decoded - x) ** 2)
         bpp = out.bits / (x.shape[0] * math.prod(x.shape[2:]))
         loss = mse + self.rate_weight * bpp
