@@ -25,6 +25,10 @@ rates and boundary artefacts. Every quality figure of the presets is reported on
     apt-get install -y --no-install-recommends plasma-workspace-wallpapers
     python scripts/prepare_data.py heldout
 
+``images-half`` links every other training source of ``data/images`` (all its scales) and
+its ``val`` into ``data/images-half``: the training-data ablation of
+``benchmarks/results/data-ablation/``.
+
 Audio: ``OUT/stereo/{train,val}/*.flac`` and ``OUT/mono/{train,val}/*.flac``, int16. Music is
 the Wesnoth soundtrack (Ogg/Vorbis-decoded, so band-limited to ~16-19 kHz); six whole tracks
 are held out and only 20 s excerpts of them are written to ``val``. Drum kits (Hydrogen) are
@@ -167,6 +171,25 @@ def prepare(out: Path) -> dict:
             name = f"{stem}_x{factor:.2f}.png"
             downscale(im, factor).save(out / "train" / name)
             manifest["train"].append({"file": name, "source": src, "downscale": factor})
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def prepare_images_half(out: Path, full: Path = Path("data/images")) -> dict:
+    """A training-data ablation: ``full``'s training images of every other source photo
+    (sources sorted by path, all scales of a kept source kept), linked, not copied; its
+    ``val`` linked as it is. Prepare ``images`` first."""
+    listed = json.loads((full / "manifest.json").read_text())
+    kept = sorted({item["source"] for item in listed["train"]})[::2]
+    manifest: dict = {"train": [i for i in listed["train"] if i["source"] in kept],
+                      "val": listed["val"]}
+    (out / "train").mkdir(parents=True, exist_ok=True)
+    for item in manifest["train"]:
+        link = out / "train" / item["file"]
+        if not link.exists():
+            link.symlink_to((full / "train" / item["file"]).resolve())
+    if not (out / "val").exists():
+        (out / "val").symlink_to((full / "val").resolve())
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
 
@@ -573,7 +596,9 @@ def _describe(kind: str, split: str, items: list[dict]) -> str:
 
 # kind -> (preparation, default output folder)
 KINDS = {"images": (prepare, "data/images"), "unseen": (prepare_unseen, "data/images/unseen"),
-         "heldout": (prepare_heldout, "data/images/heldout"), "audio": (prepare_audio, "data/audio"),
+         "heldout": (prepare_heldout, "data/images/heldout"),
+         "images-half": (prepare_images_half, "data/images-half"),
+         "audio": (prepare_audio, "data/audio"),
          "audio-heldout": (prepare_audio_heldout, "data/audio/heldout"),
          "audio-varied": (prepare_audio_varied, "data/audio-varied"),
          "audio-wide": (prepare_audio_wide, "data/audio-wide"),

@@ -5,6 +5,8 @@
         --out runs/rgb-16x-d6-out
     python scripts/tune_decoder.py mono-16x --data data/audio-varied/mono --blocks 8 \\
         --steps 6000 --workdir runs/mono-16x-d8 --out runs/mono-16x-d8-out
+    python scripts/tune_decoder.py mono-16x --data data/audio-varied/mono --blocks 0 \\
+        --linear-kernel 9 --steps 500 --workdir runs/mono-16x-l9 --out runs/mono-16x-l9-out
 
 The preset's current model is loaded and its decoder deepened to ``--blocks`` residual
 blocks that start as the identity (:func:`walloc_io.training.decoder.deepened`); only the
@@ -13,7 +15,9 @@ part of each image crop (audio crops as they are), as the codec codes them (resu
 WORKDIR). The latents stay bit-identical, so the codec directory written to ``--out`` (by
 default over the preset, the old model kept in ``versions/``) carries the old model's
 tables and quality ladder unchanged: the same streams, a new fingerprint for the new
-weights. ``--export-only`` writes the directory from WORKDIR's checkpoint without training.
+weights. ``--blocks 0`` (audio presets) replaces the decoder by a linear path alone,
+``--linear-kernel`` latent steps wide, solved in closed form over ``--steps`` batches
+(:meth:`~walloc_io.training.decoder.DecoderTrainer.fit_linear`) instead of trained. ``--export-only`` writes the directory from WORKDIR's checkpoint without training.
 """
 
 from __future__ import annotations
@@ -29,7 +33,13 @@ import torch
 from walloc_io.entropy import load_ladder
 from walloc_io.presets.directory import load_codec_dir, save_codec_dir
 from walloc_io.training import load_images, load_signals
-from walloc_io.training.decoder import LOSSES, DecoderSettings, DecoderTrainer, deepened
+from walloc_io.training.decoder import (
+    LOSSES,
+    DecoderSettings,
+    DecoderTrainer,
+    deepened,
+    linearised,
+)
 
 PRESET_DIR = Path(__file__).resolve().parents[1] / "src/walloc_io/presets"
 AUDIO_CROP = 2**15  # samples: 128 latent steps at J = 8, as the audio presets trained
@@ -42,7 +52,12 @@ def main() -> None:
     parser.add_argument("--data", type=Path,
                         help="folder with train/ and val/ items (default: data/images; "
                         "required for audio presets)")
+    parser.add_argument("--start", type=Path,
+                        help="codec directory to grow (default: the preset's current model; "
+                             "e.g. one of its versions/ for an ablation)")
     parser.add_argument("--blocks", type=int, required=True, help="residual blocks to grow to")
+    parser.add_argument("--linear-kernel", type=int, default=9,
+                        help="with --blocks 0: the linear decoder's taps (odd)")
     parser.add_argument("--steps", type=int, default=DecoderSettings.steps)
     parser.add_argument("--lr", type=float, default=DecoderSettings.lr)
     parser.add_argument("--crop", type=int, help="crop size (default: 256 pixels, "
@@ -57,12 +72,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="codec directory to write (default: the preset)")
     parser.add_argument("--export-only", action="store_true")
     args = parser.parse_args()
-    directory = PRESET_DIR / args.preset
+    if args.start and not args.out and not args.export_only:
+        raise SystemExit("--start needs --out: the directory it starts from is not the preset's")
+    directory = args.start or PRESET_DIR / args.preset
     model, tables, fp = load_codec_dir(directory)
     audio = model.config.modality == "audio"
     if not audio and (model.config.modality != "image" or model.config.channels not in (1, 3)):
         raise SystemExit(f"{args.preset} is neither a gray/RGB image nor an audio preset")
-    grown = deepened(model, args.blocks)
+    grown = deepened(model, args.blocks) if args.blocks else linearised(model, args.linear_kernel)
     settings = DecoderSettings(steps=args.steps, lr=args.lr, split_share=args.split_share,
                                crop=args.crop or (AUDIO_CROP if audio else 256),
                                batch=args.batch or (16 if audio else 8),
@@ -82,12 +99,17 @@ def main() -> None:
     trainer = DecoderTrainer(grown, settings, train, val, args.workdir)
     if args.export_only:
         trainer.resume()
+    elif args.blocks == 0:
+        trainer.fit_linear(args.steps, report=lambda line: print(line, flush=True))
     else:
         trainer.run(report=lambda line: print(line, flush=True))
     recipe = (f"scripts/tune_decoder.py {args.preset} --data {args.data} --blocks "
-              f"{args.blocks} --steps {args.steps} --lr {args.lr} --crop {settings.crop} "
+              f"{args.blocks}"
+              + (f" --linear-kernel {args.linear_kernel}" if args.blocks == 0 else "")
+              + f" --steps {args.steps} --lr {args.lr} --crop {settings.crop} "
               f"--batch {settings.batch} --loss {settings.loss}"
-              + ("" if audio else f" --split-share {args.split_share}"))
+              + ("" if audio else f" --split-share {args.split_share}")
+              + (f" --start {args.start}" if args.start else ""))
     path = write_version(directory, grown, trainer.log, args.out or directory, recipe)
     print(f"wrote {path}: {args.blocks}-block decoder on {fp[:8]}", file=sys.stderr)
 

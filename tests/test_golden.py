@@ -448,3 +448,45 @@ def write_decoder11_golden() -> None:
 def test_golden_decoder11_streams_decode(name):
     decoder_fixture_decodes(DECODER11, DECODER11_FINGERPRINTS, name, DECODER10,
                             DECODER10_FINGERPRINTS)
+
+
+# -- mono-16x version 5 (walloc-io 0.12: version 4's encoder, a 9-tap linear decoder solved
+# in closed form; written once, never regenerated) -------------------------------------------
+AUDIO12 = GOLDEN_ROOT / "format3-audio12"
+AUDIO12_FINGERPRINTS = {"mono-16x": "3ac8a81a3f4791a0b291ac2a51273f68"}
+
+
+def audio12_inputs() -> dict[str, tuple[str, np.ndarray, int, int | None]]:
+    """The 0.8 fixtures' mono clips, so the two versions decode the same latents."""
+    return {name: spec for name, spec in audio08_inputs().items()
+            if spec[0] in AUDIO12_FINGERPRINTS}
+
+
+def write_audio12_golden() -> None:
+    """Called by hand once: ``python -c 'from tests.test_golden import *;
+    write_audio12_golden()'``."""
+    for name, (preset, x, rate, q) in audio12_inputs().items():
+        codec = walloc_io.load_codec(preset, device="cpu",
+                                     fingerprint=AUDIO12_FINGERPRINTS[preset])
+        write_fixture(AUDIO12, name, codec, x, q, rate)
+
+
+@pytest.mark.parametrize("name", sorted(audio12_inputs()))
+def test_golden_audio12_streams_decode(name):
+    """Decodes as written, the encoder still writes it, its latents are version 4's (only
+    the decoder changed), and it decodes better than version 4's stream of the same clip
+    (by 0.06 / 0.05 dB when written)."""
+    from walloc_io.metrics import snr
+
+    preset, x, rate, q = audio12_inputs()[name]
+    blob = (AUDIO12 / f"{name}.wlc").read_bytes()
+    header = walloc_io.read_header(blob)
+    assert header.fingerprint == AUDIO12_FINGERPRINTS[preset]
+    codec = walloc_io.load_codec(preset, device="cpu", fingerprint=header.fingerprint)
+    assert codec.config.decoder_blocks == 0 and codec.config.linear_kernel == 9
+    decoded = decodes_as_written(AUDIO12, name, codec, blob)
+    assert codec.encode(x, sample_rate=rate, quality=q) == blob
+    np.testing.assert_array_equal(codec.decode_latents(blob),
+                                  np.load(AUDIO08 / f"{name}.npz")["latents"])
+    old = np.load(AUDIO08 / f"{name}.npz")["decoded"]
+    assert snr(x, decoded) > snr(x, old)

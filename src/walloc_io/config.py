@@ -37,6 +37,11 @@ class CodecConfig:
         resolution. ``decoder_blocks=0`` makes a purely linear decoder.
     decoder_attention : bool
         Add squeeze-and-excitation channel attention to each residual block.
+    linear_kernel : int
+        Kernel size (odd) of the decoder's linear path along every axis: 1 (every model
+        before walloc-io 0.12) decodes each latent position alone; more lets the linear path
+        see neighbouring positions (mono-16x version 5 is that path alone, 9 taps, fitted in
+        closed form: :func:`walloc_io.training.linear.fit_linear_decoder`).
     entropy_model : {"histogram", "predictive", "contextual"}
         ``histogram``: one frozen table per latent channel. ``predictive``: per channel, the
         better of raw, left-, up- or planar-difference coding (chosen when tables are frozen),
@@ -69,6 +74,7 @@ class CodecConfig:
     decoder_attention: bool = False
     entropy_model: str = "predictive"
     step_gains: tuple[tuple[int, ...], ...] = ()
+    linear_kernel: int = 1
 
     def __post_init__(self) -> None:
         problems = []
@@ -83,6 +89,8 @@ class CodecConfig:
                 problems.append(f"{field} must be >= 1")
         if self.decoder_blocks < 0 or self.decoder_kernel % 2 == 0:
             problems.append("decoder_blocks must be >= 0 and decoder_kernel odd")
+        if self.linear_kernel < 1 or self.linear_kernel % 2 == 0:
+            problems.append(f"linear_kernel must be odd and >= 1, got {self.linear_kernel}")
         object.__setattr__(self, "step_gains", tuple(tuple(r) for r in self.step_gains))
         problems += check_gains(self.step_gains, self.latent_channels)
         if problems:
@@ -106,9 +114,12 @@ class CodecConfig:
         return 2 ** (self.latent_bits - 1) - 1
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able fields; ``step_gains`` only when set, so a config without rate
-        allocation (every model before walloc-io 0.5) keeps its JSON, hence its fingerprint."""
+        """JSON-able fields; ``step_gains`` only when set and ``linear_kernel`` only when
+        not 1, so a config without rate allocation (every model before walloc-io 0.5) or a
+        wider linear path (before 0.12) keeps its JSON, hence its fingerprint."""
         d = dataclasses.asdict(self)
+        if self.linear_kernel == 1:
+            del d["linear_kernel"]
         if not self.step_gains:
             del d["step_gains"]
         else:

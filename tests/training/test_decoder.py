@@ -20,6 +20,7 @@ from walloc_io.training.decoder import (  # noqa: E402
     DecoderSettings,
     DecoderTrainer,
     deepened,
+    linearised,
     periodic,
     quantise,
 )
@@ -286,3 +287,81 @@ def test_a_decoder_version_over_its_preset_shares_the_tables_and_ladder(tmp_path
     ref.write_text("deadbeef\n")
     with pytest.raises(PresetError, match="deadbeef"):
         load_codec_dir(ref.parent)
+
+
+def _linear_trainer(tmp_path, kernel: int, loss: str = "mse") -> DecoderTrainer:
+    torch.manual_seed(0)
+    settings = DecoderSettings(steps=3, batch=4, crop=1024, loss=loss, validate_every=10)
+    return DecoderTrainer(linearised(WallocModel(AUDIO).eval(), kernel), settings,
+                          _clips(6), _clips(2, seed=1), tmp_path)
+
+
+@pytest.mark.parametrize("loss", ["mse", "snr"])
+def test_fit_linear_solves_the_least_squares_decoder_it_decodes_with(tmp_path, loss):
+    """At the solution the weighted squared error of the packet bands, computed through the
+    decoder's own convolution (replicated edges) on the same crops and drawn steps, has no
+    gradient, while a wider path does better than a 1-tap one and the latents never move."""
+    trainer = _linear_trainer(tmp_path, 5, loss)
+    m = trainer.model
+    x0 = torch.from_numpy(_clips(1)[0][None])
+    before = m.encode_latents(x0, 0.7)
+    state = (trainer.sampler.rng.bit_generator.state, trainer.rng.bit_generator.state)
+    trainer.fit_linear(3, report=lambda line: None)
+    assert trainer.step == 3 and (tmp_path / "checkpoint.pt").exists()
+    assert torch.equal(m.encode_latents(x0, 0.7), before)
+    m.decoder.double()
+
+    def gradients() -> list[torch.Tensor]:
+        """Of the weighted error on the same batches and steps the fit drew."""
+        trainer.sampler.rng.bit_generator.state, trainer.rng.bit_generator.state = state
+        m.decoder.zero_grad()
+        for _ in range(3):
+            x = trainer.sampler.batch(4)
+            z = m.companding.inverse(quantise(m, x, trainer.draw_steps(4))).double()
+            w = 1 / x.double().pow(2).flatten(1).mean(1) if loss == "snr" else torch.ones(4)
+            err = (m.decoder(z) - m.transform(x).double()).pow(2).flatten(1).sum(1)
+            (w * err).sum().backward()
+        return [p.grad.abs().max().item() for p in (m.decoder.linear.weight,
+                                                    m.decoder.linear.bias)]
+
+    at_solution = gradients()
+    with torch.no_grad():  # 1 % off the solution: the gradient grows by orders of magnitude
+        for p in m.decoder.linear.parameters():
+            p.mul_(1.01)
+    off = gradients()
+    # float32 weights hold the float64 solution to ~1e-7: the gradient left is 0.1-0.4 % of
+    # that 1 % off (a tap order or edge padding unlike the convolution's gives > 100 %)
+    assert all(a < 1e-2 * b for a, b in zip(at_solution, off))
+
+
+def test_wider_linear_decoder_fits_at_least_as_well(tmp_path):
+    scores = {}
+    for kernel in (1, 5):
+        trainer = _linear_trainer(tmp_path / str(kernel), kernel)
+        trainer.fit_linear(3, report=lambda line: None)
+        scores[kernel] = trainer.validate()["val_snr_q100"]
+    assert scores[5] > scores[1] > 0  # the zero decoder's SNR is 0 dB
+
+
+def test_linear_decoder_refuses_what_it_cannot_fit(tmp_path):
+    with pytest.raises(InputError, match="1-D"):
+        linearised(_trained_model(), 3)
+    trainer = _linear_trainer(tmp_path, 3)
+    with pytest.raises(InputError, match="at least one batch"):
+        trainer.fit_linear(0)
+    deep = DecoderTrainer(WallocModel(AUDIO).eval(), trainer.settings, _clips(2), _clips(1),
+                          tmp_path / "deep")
+    with pytest.raises(InputError, match="linear 1-D decoder"):
+        deep.fit_linear(1)
+
+
+def test_linear_kernel_keeps_old_configs_and_their_fingerprints():
+    assert "linear_kernel" not in CONFIG.to_dict()
+    wide = replace(AUDIO, decoder_blocks=0, linear_kernel=9)
+    assert wide.to_dict()["linear_kernel"] == 9
+    assert CodecConfig.from_json(wide.to_json()) == wide
+    assert WallocModel(wide).decoder.linear.weight.shape == (8, 2, 9)
+    from walloc_io.errors import PresetError
+    for bad in (0, 4):
+        with pytest.raises(PresetError, match="linear_kernel must be odd"):
+            replace(AUDIO, linear_kernel=bad)

@@ -39,6 +39,7 @@ class WallocModel(nn.Module):
         self.decoder = Decoder(
             nd, config.latent_channels, packet, config.decoder_channels,
             config.decoder_blocks, config.decoder_kernel, config.decoder_attention,
+            config.linear_kernel,
         )
         self.rate = LaplaceRate(config.latent_channels)
 

@@ -53,16 +53,17 @@ class ResidualBlock(nn.Module):
 class Decoder(nn.Module):
     """Map dequantised latents ``(N, latent, ...)`` to packet coefficients ``(N, packet, ...)``.
 
-    ``linear`` is the PCA-like inverse of the encoder; the residual network, whose last
-    layer starts at zero, learns what a linear decoder cannot (texture, de-quantisation).
+    ``linear`` is the PCA-like inverse of the encoder (``linear_kernel`` wide: 1 decodes
+    each position alone); the residual network, whose last layer starts at zero, learns
+    what a linear decoder cannot (texture, de-quantisation).
     """
 
     def __init__(
         self, ndim: int, latent: int, packet: int, hidden: int, blocks: int, kernel: int,
-        attention: bool,
+        attention: bool, linear_kernel: int = 1,
     ) -> None:
         super().__init__()
-        self.linear = conv(ndim, latent, packet)
+        self.linear = conv(ndim, latent, packet, linear_kernel)
         self.residual: nn.Module | None = None
         if blocks > 0:
             tail = conv(ndim, hidden, packet)

@@ -18,6 +18,9 @@ What the decoder is trained on is what it meets in a stream:
 
 :func:`deepened` adds residual blocks that start as the identity (their second convolution
 zero), so training starts from the shipped model's quality and only moves from it.
+:func:`linearised` replaces the decoder by a linear path alone, ``linear_kernel`` positions
+wide, which :meth:`DecoderTrainer.fit_linear` solves in closed form on the same crops and
+qualities (no gradient steps): what mono-16x version 5 is.
 Checkpoints hold the decoder, the optimiser and the sampler state: a killed run resumes.
 """
 
@@ -84,6 +87,23 @@ def deepened(model: WallocModel, blocks: int) -> WallocModel:
             state[f"decoder.residual.{b + 2}.body.2.{name}"].zero_()
     grown.load_state_dict(state)
     return grown.eval()
+
+
+def linearised(model: WallocModel, kernel: int) -> WallocModel:
+    """``model`` with its decoder replaced by a linear path alone, ``kernel`` latent
+    positions wide (zero until :meth:`DecoderTrainer.fit_linear` solves it); every weight
+    outside the decoder is copied, so the latents stay bit-identical."""
+    if model.config.signal_ndim != 1:
+        raise InputError("a closed-form linear decoder is fitted for 1-D (audio) models only")
+    new = WallocModel(replace(model.config, decoder_blocks=0, linear_kernel=kernel))
+    state = new.state_dict()
+    for key, value in model.state_dict().items():
+        if not key.startswith("decoder."):
+            state[key] = value
+    for value in (state["decoder.linear.weight"], state["decoder.linear.bias"]):
+        value.zero_()
+    new.load_state_dict(state)
+    return new.eval()
 
 
 def quantise(model: WallocModel, x: torch.Tensor, steps: np.ndarray) -> torch.Tensor:
@@ -228,6 +248,48 @@ class DecoderTrainer:
                 scores.append(_psnr(torch.mean((r - t) ** 2).item() / 255 ** 2))
             out[f"val_{'snr' if audio else 'psnr'}_q{q}"] = float(np.mean(scores))
         return out
+
+    def fit_linear(self, batches: int, report=print) -> None:
+        """Solve a purely linear 1-D decoder (:func:`linearised`) in closed form: the
+        weights and bias of its ``k``-tap path that minimise the squared error of the packet
+        bands over ``batches`` batches of crops, each rounded at a quality drawn as
+        :meth:`train_step` draws it, every crop weighted by the inverse of its power under
+        the ``snr`` loss (so loud crops do not dominate, as the mean SNR in dB does not let
+        them), by 1 under ``mse``. The edges are padded as the convolution pads them
+        (replicated), so the solution is exactly the least-squares one for the model as it
+        decodes. Logged as step ``batches`` with its validation."""
+        m, s = self.model, self.settings
+        if m.decoder.residual is not None or m.config.signal_ndim != 1:
+            raise InputError("fit_linear solves a linear 1-D decoder (see linearised)")
+        if batches < 1:
+            raise InputError(f"fit_linear needs at least one batch, got {batches}")
+        started, k, latent = time.perf_counter(), m.config.linear_kernel, m.config.latent_channels
+        gram = cross = None
+        with torch.no_grad():
+            for _ in range(batches):
+                x = self.sampler.batch(s.batch)
+                z = m.companding.inverse(quantise(m, x, self.draw_steps(x.shape[0]))).double()
+                v = m.transform(x).double()
+                frames, pad = z.shape[-1], k // 2
+                zp = torch.nn.functional.pad(z, (pad, pad), mode="replicate")
+                ctx = torch.cat([zp[..., i:i + frames] for i in range(k)]
+                                + [torch.ones_like(z[:, :1])], dim=1)
+                power = x.double().pow(2).flatten(1).mean(1)
+                w = 1 / torch.clamp(power, min=s.snr_floor) if s.loss == "snr" \
+                    else torch.ones_like(power)
+                g = torch.einsum("n,naf,nbf->ab", w, ctx, ctx)
+                c = torch.einsum("n,npf,nbf->pb", w, v, ctx)
+                gram, cross = (g, c) if gram is None else (gram + g, cross + c)
+        assert gram is not None and cross is not None
+        ridge = 1e-9 * torch.diagonal(gram).mean() * torch.eye(gram.shape[0], dtype=gram.dtype)
+        solution = torch.linalg.solve(gram + ridge, cross.T).T  # (packet, latent * k + 1)
+        weight = solution[:, :-1].reshape(-1, k, latent).permute(0, 2, 1)
+        m.decoder.linear.weight.data.copy_(weight.float())
+        m.decoder.linear.bias.data.copy_(solution[:, -1].float())
+        self.step = batches
+        self.save_checkpoint()
+        self._record({"step": batches, **self.validate(),
+                      "seconds": round(time.perf_counter() - started, 1)}, report)
 
     def run(self, report=print) -> None:
         """Train to ``settings.steps``, resuming; a log line every 50 steps and at each
