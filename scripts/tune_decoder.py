@@ -17,7 +17,8 @@ default over the preset, the old model kept in ``versions/``) carries the old mo
 tables and quality ladder unchanged: the same streams, a new fingerprint for the new
 weights. ``--blocks 0`` (audio presets) replaces the decoder by a linear path alone,
 ``--linear-kernel`` latent steps wide, solved in closed form over ``--steps`` batches
-(:meth:`~walloc_io.training.decoder.DecoderTrainer.fit_linear`) instead of trained. ``--export-only`` writes the directory from WORKDIR's checkpoint without training.
+(:meth:`~walloc_io.training.decoder.DecoderTrainer.fit_linear`) instead of trained.
+``--export-only`` writes the directory from WORKDIR's checkpoint without training.
 """
 
 from __future__ import annotations

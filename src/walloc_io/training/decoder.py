@@ -264,7 +264,9 @@ class DecoderTrainer:
         if batches < 1:
             raise InputError(f"fit_linear needs at least one batch, got {batches}")
         started, k, latent = time.perf_counter(), m.config.linear_kernel, m.config.latent_channels
-        gram = cross = None
+        width = latent * k + 1  # the taps of every latent channel, and the bias
+        gram = torch.zeros(width, width, dtype=torch.float64)
+        cross = torch.zeros(m.config.packet_channels, width, dtype=torch.float64)
         with torch.no_grad():
             for _ in range(batches):
                 x = self.sampler.batch(s.batch)
@@ -277,15 +279,13 @@ class DecoderTrainer:
                 power = x.double().pow(2).flatten(1).mean(1)
                 w = 1 / torch.clamp(power, min=s.snr_floor) if s.loss == "snr" \
                     else torch.ones_like(power)
-                g = torch.einsum("n,naf,nbf->ab", w, ctx, ctx)
-                c = torch.einsum("n,npf,nbf->pb", w, v, ctx)
-                gram, cross = (g, c) if gram is None else (gram + g, cross + c)
-        assert gram is not None and cross is not None
+                gram += torch.einsum("n,naf,nbf->ab", w, ctx, ctx)
+                cross += torch.einsum("n,npf,nbf->pb", w, v, ctx)
         ridge = 1e-9 * torch.diagonal(gram).mean() * torch.eye(gram.shape[0], dtype=gram.dtype)
         solution = torch.linalg.solve(gram + ridge, cross.T).T  # (packet, latent * k + 1)
         weight = solution[:, :-1].reshape(-1, k, latent).permute(0, 2, 1)
-        m.decoder.linear.weight.data.copy_(weight.float())
-        m.decoder.linear.bias.data.copy_(solution[:, -1].float())
+        m.decoder.linear.load_state_dict({"weight": weight.float().contiguous(),
+                                          "bias": solution[:, -1].float()})
         self.step = batches
         self.save_checkpoint()
         self._record({"step": batches, **self.validate(),
