@@ -450,14 +450,15 @@ def test_golden_decoder11_streams_decode(name):
                             DECODER10_FINGERPRINTS)
 
 
-# -- mono-16x version 5 (walloc-io 0.12: version 4's encoder, a 9-tap linear decoder solved
-# in closed form; written once, never regenerated) -------------------------------------------
+# -- mono-16x version 5 and stereo-5x version 3 (walloc-io 0.12: the earlier versions'
+# encoders, 9-tap linear decoders solved in closed form; written once, never regenerated) --
 AUDIO12 = GOLDEN_ROOT / "format3-audio12"
-AUDIO12_FINGERPRINTS = {"mono-16x": "3ac8a81a3f4791a0b291ac2a51273f68"}
+AUDIO12_FINGERPRINTS = {"mono-16x": "3ac8a81a3f4791a0b291ac2a51273f68",
+                        "stereo-5x": "cfc4e4e1a8c8c82c825bbb565c9dbf2e"}
 
 
 def audio12_inputs() -> dict[str, tuple[str, np.ndarray, int, int | None]]:
-    """The 0.8 fixtures' mono clips, so the two versions decode the same latents."""
+    """The 0.8 fixtures' clips, so each preset's two versions decode the same latents."""
     return {name: spec for name, spec in audio08_inputs().items()
             if spec[0] in AUDIO12_FINGERPRINTS}
 
@@ -473,9 +474,9 @@ def write_audio12_golden() -> None:
 
 @pytest.mark.parametrize("name", sorted(audio12_inputs()))
 def test_golden_audio12_streams_decode(name):
-    """Decodes as written, the encoder still writes it, its latents are version 4's (only
-    the decoder changed), and it decodes better than version 4's stream of the same clip
-    (by 0.06 / 0.05 dB when written)."""
+    """Decodes as written, the encoder still writes it, its latents are the 0.8 version's
+    (only the decoder changed), and it decodes better than that version's stream of the
+    same clip."""
     from walloc_io.metrics import snr
 
     preset, x, rate, q = audio12_inputs()[name]
