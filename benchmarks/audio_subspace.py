@@ -21,7 +21,10 @@ frames) this prints the SNR of:
 - ``encoder``: the best linear decoder of the preset's own encoder's unquantised latents
   (:func:`linear_decoder` under the training crops' second moments): what its choice of
   ``L`` combinations keeps for a per-frame linear decoder, to compare with ``pca``;
-- ``codec``: the public codec at its default quality (quantised latents, nonlinear decoder).
+- ``encoder +-K``: the best linear decoder of the same unquantised latents that sees
+  ``K`` frames either side (``--frames``, edges replicated; least squares on the training
+  crops): what a decoder with context, linear, can make of them (walloc-io 0.12);
+- ``codec``: the public codec at its default quality (quantised latents, its decoder).
 
 ``--levels J [J ...]`` adds the principal-subspace bound of packet trees of other depths at
 the same reduction (``2**J / (B / L)`` components of ``2**J`` bands; no model needed).
@@ -45,7 +48,7 @@ from walloc_io.media import read_signal, signal_files
 from walloc_io.metrics import decimate_round_trip, snr
 from walloc_io.signal import prepare
 
-COLUMNS = ("decimation", "pca", "low bands", "encoder", "codec")
+COLUMNS = ("decimation", "pca", "low bands", "encoder", "encoder +-K", "codec")
 
 
 class _Bands:
@@ -102,12 +105,17 @@ def moments_of(model, crops, none: str) -> np.ndarray:
     return moments
 
 
-def crop_moments(model, clips: list[np.ndarray], crops: int, seed: int) -> np.ndarray:
-    """:func:`moments_of` random 65536-sample crops of ``clips``."""
+def random_crops(clips: list[np.ndarray], crops: int, seed: int) -> list[np.ndarray]:
+    """``crops`` random 65536-sample crops of each clip longer than that (seeded)."""
     rng, f = np.random.default_rng(seed), 2 ** 16
-    starts = ((x, int(rng.integers(0, x.shape[-1] - f)))
-              for x in clips if x.shape[-1] > f for _ in range(crops))
-    return moments_of(model, (x[:, s:s + f] for x, s in starts),
+    starts = [(x, int(rng.integers(0, x.shape[-1] - f)))
+              for x in clips if x.shape[-1] > f for _ in range(crops)]
+    return [x[:, s:s + f] for x, s in starts]
+
+
+def crop_moments(model, clips: list[np.ndarray], crops: int, seed: int) -> np.ndarray:
+    """:func:`moments_of` :func:`random_crops` of ``clips``."""
+    return moments_of(model, random_crops(clips, crops, seed),
                       "no training clip is longer than 65536 samples")
 
 
@@ -130,6 +138,36 @@ def projected(model, x: np.ndarray, basis: np.ndarray) -> np.ndarray:
     return reconstructed(model, x, basis @ basis.T)
 
 
+def latent_context(model, x: np.ndarray, frames: int) -> np.ndarray:
+    """Unquantised latents of ``x`` at each frame and ``frames`` either side (edges
+    replicated), and a constant: ``(latent * (2 frames + 1) + 1, frames)`` float64."""
+    weight = model.encoder.weight.detach().double().numpy()[:, :, 0]
+    z = weight @ band_vectors(model, x) + model.encoder.bias.detach().double().numpy()[:, None]
+    n = z.shape[1]
+    padded = np.pad(z, ((0, 0), (frames, frames)), mode="edge")
+    return np.concatenate([padded[:, i:i + n] for i in range(2 * frames + 1)]
+                          + [np.ones((1, n))])
+
+
+def context_decoder(model, crops, frames: int) -> np.ndarray:
+    """Least-squares ``(bands, latent * (2 frames + 1) + 1)`` map from
+    :func:`latent_context` to the band vectors, over ``crops``."""
+    gram = cross = 0
+    for c in crops:
+        ctx, v = latent_context(model, c, frames), band_vectors(model, c)
+        gram, cross = gram + ctx @ ctx.T, cross + v @ ctx.T
+    return np.linalg.solve(gram, np.asarray(cross).T).T
+
+
+def context_reconstructed(model, x: np.ndarray, operator: np.ndarray, frames: int
+                          ) -> np.ndarray:
+    """``x`` decoded by :func:`context_decoder`'s map from its unquantised latents."""
+    kept = operator @ latent_context(model, x, frames)
+    shape = (1, x.shape[0] * 2 ** model.config.levels, -1)
+    with torch.no_grad():
+        return model.transform.inverse(torch.from_numpy(kept.reshape(shape)).float())[0].numpy()
+
+
 def unit(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
     """The clip as read (int16), in unit range (float32, as the codec normalises it), and
     its sample rate."""
@@ -145,6 +183,8 @@ def main() -> None:
                         help="folder of training clips (for the principal components)")
     parser.add_argument("--crops", type=int, default=8, help="crops per training clip")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--frames", type=int, default=4,
+                        help="frames either side seen by the 'encoder +-K' column's decoder")
     parser.add_argument("--levels", type=int, nargs="*", default=[],
                         help="packet-tree depths whose principal-subspace bound to add")
     args = parser.parse_args()
@@ -163,6 +203,7 @@ def main() -> None:
             for c in range(cfg.channels)][:dims]
     low[keep, np.arange(dims)] = 1
     encoder = linear_decoder(moments, model.encoder.weight.detach().double().numpy()[:, :, 0])
+    context = context_decoder(model, random_crops(train, args.crops, args.seed), args.frames)
     factor = round(codec.dimensionality_reduction)
     rows = []
     for path in signal_files(args.data, "audio"):
@@ -172,13 +213,15 @@ def main() -> None:
         decoded = codec.decode(codec.encode(raw, sample_rate=rate)).astype(np.float64)
         row = (snr(x, decimate_round_trip(x, factor)), snr(x, projected(model, x, pca)),
                snr(x, projected(model, x, low)), snr(x, reconstructed(model, x, encoder)),
+               snr(x, context_reconstructed(model, x, context, args.frames)),
                snr(raw.astype(np.float64), decoded))
         rows.append(row)
         print(f"{path.name[:32]:32s} " + " ".join(f"{v:7.2f}" for v in row), flush=True)
     mean = np.mean(rows, axis=0)
     print(f"\n{args.preset} on {args.data} ({len(rows)} clips), mean SNR dB:")
     for name, value in zip(COLUMNS, mean):
-        print(f"  {name:10s} {value:7.2f}  ({value - mean[0]:+.2f} vs decimation)")
+        name = name.replace("K", str(args.frames))
+        print(f"  {name:11s} {value:7.2f}  ({value - mean[0]:+.2f} vs decimation)")
     for levels in args.levels:
         tree = _Bands(cfg.channels, levels)
         width = cfg.channels * 2 ** levels

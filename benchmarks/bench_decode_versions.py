@@ -2,6 +2,7 @@
 """Decode speed of a preset's current model against a kept version, in one run (ms/MP).
 
     python benchmarks/bench_decode_versions.py rgb-16x 74b8f140 --images data/images/heldout
+    python benchmarks/bench_decode_versions.py mono-16x 3ef29b9b --clips data/audio/heldout/mono
 
 Every image is encoded once at the default quality by each model; each stream is then
 decoded ``--repeat`` times (one torch thread) and the median is taken per image. The
@@ -11,6 +12,8 @@ are printed beside the times. ``--candidate DIR`` adds a codec directory not yet
 (a training run's ``--out``), timed in the same run. ``--precision``/``--kept-precision``
 and ``--synthesis``/``--kept-synthesis`` pick each model's arithmetic: bfloat16 or float32
 residual blocks, the C inverse transform (walloc-io 0.10) or torch's (0.9 and before).
+Audio presets time ``--clips`` (default: the held-out clips of their channel count) in ms
+per million time samples and count MACs per time sample.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import torch
 from PIL import Image
 
 import walloc_io
+from walloc_io.media import read_signal, signal_files
 from walloc_io.presets import resolve, versions
 
 SYNTHESES = ("c", "torch")
@@ -60,6 +64,8 @@ def main() -> None:
     parser.add_argument("preset")
     parser.add_argument("version", help="fingerprint prefix of a kept version")
     parser.add_argument("--images", type=Path, default=Path("data/images/heldout"))
+    parser.add_argument("--clips", type=Path, help="audio presets: the clips to time "
+                        "(default: data/audio/heldout/mono or .../stereo)")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--candidate", type=Path, help="a codec directory to time too")
     parser.add_argument("--precision", default="auto", help="the current model's and the "
@@ -85,17 +91,15 @@ def main() -> None:
                                                    precision=args.precision)
     for name, codec in codecs.items():
         codec.native_synthesis = (args.kept_synthesis if name == "kept" else args.synthesis) == "c"
-    mode = {1: "L", 3: "RGB"}[current.config.channels]
     times: dict[str, list[float]] = {name: [] for name in codecs}
     pixels = 0
     macs: dict[str, float] = {}
-    for path in sorted(args.images.glob("*.png")):
-        x = np.asarray(Image.open(path).convert(mode))
-        x = x[None] if x.ndim == 2 else x.transpose(2, 0, 1)
-        pixels += x.shape[1] * x.shape[2]
+    for x, rate in inputs(current.config, args):
+        size = int(np.prod(x.shape[1:]))  # pixels, or time samples
+        pixels += size
         for name, codec in codecs.items():
-            blob = codec.encode(x)
-            macs.setdefault(name, decoder_macs_per_pixel(codec, blob, x.shape[1] * x.shape[2]))
+            blob = codec.encode(x, sample_rate=rate)
+            macs.setdefault(name, decoder_macs_per_pixel(codec, blob, size))
             codec.decode(blob)  # warm
             runs = []
             for _ in range(args.repeat):
@@ -104,16 +108,31 @@ def main() -> None:
                 runs.append(time.perf_counter() - t)
             times[name].append(statistics.median(runs))
     ms = {k: 1e3 * sum(v) / (pixels / 1e6) for k, v in times.items()}
+    per, unit = ("pixel", "MP") if current.config.modality == "image" else ("sample", "MS")
     print(f"{args.preset}: current {current.fingerprint[:8]} ({label(current)}) "
-          f"{ms['current']:.1f} ms/MP ({macs['current']:.0f} MAC/pixel), kept {kept[0][:8]} "
-          f"({label(old)}) {ms['kept']:.1f} ms/MP "
-          f"({macs['kept']:.0f} MAC/pixel), ratio {ms['current'] / ms['kept']:.2f}")
+          f"{ms['current']:.1f} ms/{unit} ({macs['current']:.0f} MAC/{per}), kept "
+          f"{kept[0][:8]} ({label(old)}) {ms['kept']:.1f} ms/{unit} "
+          f"({macs['kept']:.0f} MAC/{per}), ratio {ms['current'] / ms['kept']:.2f}")
     if "candidate" in codecs:
         c = codecs["candidate"]
         print(f"{args.preset}: candidate {c.fingerprint[:8]} ({label(c)}) "
-              f"{ms['candidate']:.1f} ms/MP "
-              f"({macs['candidate']:.0f} MAC/pixel), ratio {ms['candidate'] / ms['current']:.2f}"
-              " to current")
+              f"{ms['candidate']:.1f} ms/{unit} ({macs['candidate']:.0f} MAC/{per}), "
+              f"ratio {ms['candidate'] / ms['current']:.2f} to current")
+
+
+def inputs(cfg, args):
+    """``(signal, sample rate)`` of every held-out image (uint8) or clip (int16)."""
+    if cfg.modality == "audio":
+        folder = args.clips or Path("data/audio/heldout") / (
+            "mono" if cfg.channels == 1 else "stereo")
+        for path in signal_files(folder, "audio"):
+            clip = read_signal(path)
+            yield clip.data, clip.sample_rate
+        return
+    mode = {1: "L", 3: "RGB"}[cfg.channels]
+    for path in sorted(args.images.glob("*.png")):
+        x = np.asarray(Image.open(path).convert(mode))
+        yield (x[None] if x.ndim == 2 else x.transpose(2, 0, 1)), 0
 
 
 if __name__ == "__main__":

@@ -197,3 +197,37 @@ def test_linear_decoder_of_an_encoder_recovers_its_span():
     np.testing.assert_allclose(linear_decoder(moments + 1e-3 * np.eye(8), pca.T),
                                pca @ pca.T, atol=1e-8)
     assert second_moments([]) is None
+
+
+def test_context_decoder_of_an_encoder_widens_the_per_frame_one():
+    """Seeing no neighbouring frame, the least-squares context decoder is the per-frame
+    :func:`linear_decoder` plus a constant, so it fits its training clip as well or a
+    little better; seeing two frames either side, clearly better."""
+    import numpy as np
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        from audio_subspace import (
+            _Bands,
+            context_decoder,
+            context_reconstructed,
+            linear_decoder,
+            moments_of,
+            reconstructed,
+        )
+    finally:
+        sys.path.remove(str(BENCH))
+    tree = _Bands(1, 3)
+    tree.encoder = torch.nn.Conv1d(8, 2, 1)
+    with torch.no_grad():
+        tree.encoder.bias.zero_()
+    rng = np.random.default_rng(2)
+    walk = np.cumsum(rng.standard_normal(2 ** 14)) / 200  # correlated across frames
+    clip = (walk - walk.mean()).astype(np.float32)[None]
+    weight = tree.encoder.weight.detach().double().numpy()[:, :, 0]
+    per_frame = reconstructed(tree, clip, linear_decoder(moments_of(tree, [clip], ""), weight))
+    flat = context_reconstructed(tree, clip, context_decoder(tree, [clip], 0), 0)
+    np.testing.assert_allclose(flat, per_frame, atol=1e-3)
+    wide = context_reconstructed(tree, clip, context_decoder(tree, [clip], 2), 2)
+    mse = [float(np.mean((r - clip) ** 2)) for r in (per_frame, flat, wide)]
+    assert 0.99 * mse[0] <= mse[1] <= mse[0] * (1 + 1e-6) and mse[2] < 0.95 * mse[1]
