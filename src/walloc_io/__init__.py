@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .pipelines.wds import wds_decoder, wds_encoder
     from .pipelines.zarr_dask import decode_array, open_latents
 
-__version__ = "0.11.0"  # the one source of the version (pyproject reads it)
+__version__ = "0.12.0"  # the one source of the version (pyproject reads it)
 __all__ = [
     "BatchDecoder", "BitstreamError", "Codec", "CodecConfig", "Deferred", "Header", "InputError", "Latents",
     "ModelMismatchError", "PresetError", "WallocError", "ZarrDataset", "collate", "decode_array",
