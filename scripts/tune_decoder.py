@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from walloc_io.entropy import load_ladder
-from walloc_io.presets.directory import load_codec_dir, save_codec_dir
+from walloc_io.presets.directory import held_file, load_codec_dir, save_codec_dir
 from walloc_io.training import load_images, load_signals
 from walloc_io.training.decoder import (
     LOSSES,
@@ -133,7 +133,8 @@ def write_version(directory: Path, grown, log: Path, out: Path, recipe: str) -> 
                         "encoder": "frozen (latents, tables and ladder of the model it grows)",
                         **{k: v for k, v in last.items() if k.startswith("val_")},
                         "recipe": recipe}
-    ladder = load_ladder(directory / "ladder.npz") if (directory / "ladder.npz").exists() else None
+    held = held_file(directory, "ladder.npz")  # a kept version's ladder.ref resolved too
+    ladder = load_ladder(held) if held is not None else None
     return save_codec_dir(grown.cpu().eval(), tables, out, extra, ladder=ladder)
 
 if __name__ == "__main__":

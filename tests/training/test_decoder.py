@@ -283,6 +283,17 @@ def test_a_decoder_version_over_its_preset_shares_the_tables_and_ladder(tmp_path
         old = load_codec(str(directory), fingerprint=fps[0])
         np.testing.assert_array_equal(old.decode(blob), expect[q])
         assert old.encode(image, quality=q) == blob
+    # grown from a kept version (tune_decoder.py --start): its ladder.ref is followed, so
+    # the new directory carries the quality ladder and codes every quality as before
+    out = tune.write_version(directory / VERSIONS / fps[0][:8], deepened(model, 3), log,
+                             tmp_path / "from-kept", "recipe")
+    assert (out / "ladder.npz").is_file()
+    grown_from_kept = load_codec(str(out))
+    for q, blob in written.items():
+        again = grown_from_kept.encode(image, quality=q)
+        assert len(again) == len(blob)
+        np.testing.assert_array_equal(grown_from_kept.decode_latents(again),
+                                      first.decode_latents(blob))
     ref = directory / VERSIONS / fps[0][:8] / "tables.ref"
     ref.write_text("deadbeef\n")
     with pytest.raises(PresetError, match="deadbeef"):
