@@ -350,10 +350,14 @@ def audio08_inputs() -> dict[str, tuple[str, np.ndarray, int, int | None]]:
 def write_audio08_golden() -> None:
     """Called by hand once: ``python -c 'from tests.test_golden import *;
     write_audio08_golden()'``."""
-    for name, (preset, x, rate, q) in audio08_inputs().items():
-        codec = walloc_io.load_codec(preset, device="cpu",
-                                     fingerprint=AUDIO08_FINGERPRINTS[preset])
-        write_fixture(AUDIO08, name, codec, x, q, rate)
+    write_audio_golden(AUDIO08, AUDIO08_FINGERPRINTS, audio08_inputs())
+
+
+def write_audio_golden(folder, fingerprints: dict[str, str], inputs) -> None:
+    """Fixtures of the 0.8 clips, written by each preset's version of ``fingerprints``."""
+    for name, (preset, x, rate, q) in inputs.items():
+        codec = walloc_io.load_codec(preset, device="cpu", fingerprint=fingerprints[preset])
+        write_fixture(folder, name, codec, x, q, rate)
 
 
 @pytest.mark.parametrize("name", sorted(audio08_inputs()))
@@ -466,10 +470,7 @@ def audio12_inputs() -> dict[str, tuple[str, np.ndarray, int, int | None]]:
 def write_audio12_golden() -> None:
     """Called by hand once: ``python -c 'from tests.test_golden import *;
     write_audio12_golden()'``."""
-    for name, (preset, x, rate, q) in audio12_inputs().items():
-        codec = walloc_io.load_codec(preset, device="cpu",
-                                     fingerprint=AUDIO12_FINGERPRINTS[preset])
-        write_fixture(AUDIO12, name, codec, x, q, rate)
+    write_audio_golden(AUDIO12, AUDIO12_FINGERPRINTS, audio12_inputs())
 
 
 @pytest.mark.parametrize("name", sorted(audio12_inputs()))
