@@ -350,10 +350,10 @@ def audio08_inputs() -> dict[str, tuple[str, np.ndarray, int, int | None]]:
 def write_audio08_golden() -> None:
     """Called by hand once: ``python -c 'from tests.test_golden import *;
     write_audio08_golden()'``."""
-    write_audio_golden(AUDIO08, AUDIO08_FINGERPRINTS, audio08_inputs())
+    write_clip_fixtures(AUDIO08, AUDIO08_FINGERPRINTS, audio08_inputs())
 
 
-def write_audio_golden(folder, fingerprints: dict[str, str], inputs) -> None:
+def write_clip_fixtures(folder, fingerprints: dict[str, str], inputs) -> None:
     """Fixtures of the 0.8 clips, written by each preset's version of ``fingerprints``."""
     for name, (preset, x, rate, q) in inputs.items():
         codec = walloc_io.load_codec(preset, device="cpu", fingerprint=fingerprints[preset])
@@ -470,7 +470,7 @@ def audio12_inputs() -> dict[str, tuple[str, np.ndarray, int, int | None]]:
 def write_audio12_golden() -> None:
     """Called by hand once: ``python -c 'from tests.test_golden import *;
     write_audio12_golden()'``."""
-    write_audio_golden(AUDIO12, AUDIO12_FINGERPRINTS, audio12_inputs())
+    write_clip_fixtures(AUDIO12, AUDIO12_FINGERPRINTS, audio12_inputs())
 
 
 @pytest.mark.parametrize("name", sorted(audio12_inputs()))
