@@ -16,7 +16,7 @@ models fitted on training latents, before building either into the bitstream.
                 two samples, the 3x3 box of each of the six channels decoded last), fitted
                 on the training items, cut into ``K`` equally populated contexts.
 
-All use 16 contexts, the shipped prediction modes (cheapest per item and channel) and
+All but ``regression`` use 16 contexts, the shipped prediction modes (cheapest per item and channel) and
 16-bit quantised tables fitted on ``--train`` items; figures are ideal bytes per held-out
 item (no coder overhead, no header), so only the ratio between rows matters.
 
@@ -201,6 +201,8 @@ def main() -> None:
         for w in args.weights:
             rows.append((f"{rule}, w = {w:g}", ideal_bytes(codec, train, val, w, rule)))
             print(rows[-1], flush=True)
+    if args.regression and train[0].ndim != 3:
+        raise SystemExit(f"--regression is for 2-D (image) presets; {args.codec} is not one")
     for k in args.regression:
         rows.append((f"regression, {k} contexts", regression_bytes(codec, train, val, k)))
         print(rows[-1], flush=True)

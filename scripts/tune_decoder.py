@@ -6,7 +6,7 @@
     python scripts/tune_decoder.py mono-16x --data data/audio-varied/mono --blocks 8 \\
         --steps 6000 --workdir runs/mono-16x-d8 --out runs/mono-16x-d8-out
     python scripts/tune_decoder.py mono-16x --data data/audio-varied/mono --blocks 0 \\
-        --linear-kernel 9 --steps 500 --workdir runs/mono-16x-l9 --out runs/mono-16x-l9-out
+        --linear-kernel 9 --steps 1000 --workdir runs/mono-16x-l9 --out runs/mono-16x-l9-out
 
 The preset's current model is loaded and its decoder deepened to ``--blocks`` residual
 blocks that start as the identity (:func:`walloc_io.training.decoder.deepened`); only the
@@ -17,7 +17,9 @@ default over the preset, the old model kept in ``versions/``) carries the old mo
 tables and quality ladder unchanged: the same streams, a new fingerprint for the new
 weights. ``--blocks 0`` (audio presets) replaces the decoder by a linear path alone,
 ``--linear-kernel`` latent steps wide, solved in closed form over ``--steps`` batches
-(:meth:`~walloc_io.training.decoder.DecoderTrainer.fit_linear`) instead of trained.
+(:meth:`~walloc_io.training.decoder.DecoderTrainer.fit_linear`) instead of trained; its
+crops are weighted equally (``--loss mse``, the default there), which fits better than by
+their power.
 ``--export-only`` writes the directory from WORKDIR's checkpoint without training.
 """
 
@@ -57,8 +59,8 @@ def main() -> None:
                         help="codec directory to grow (default: the preset's current model; "
                              "e.g. one of its versions/ for an ablation)")
     parser.add_argument("--blocks", type=int, required=True, help="residual blocks to grow to")
-    parser.add_argument("--linear-kernel", type=int, default=9,
-                        help="with --blocks 0: the linear decoder's taps (odd)")
+    parser.add_argument("--linear-kernel", type=int,
+                        help="with --blocks 0: the linear decoder's taps (odd; default 9)")
     parser.add_argument("--steps", type=int, default=DecoderSettings.steps)
     parser.add_argument("--lr", type=float, default=DecoderSettings.lr)
     parser.add_argument("--crop", type=int, help="crop size (default: 256 pixels, "
@@ -73,18 +75,24 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="codec directory to write (default: the preset)")
     parser.add_argument("--export-only", action="store_true")
     args = parser.parse_args()
-    if args.start and not args.out and not args.export_only:
+    if args.start and not args.out:
         raise SystemExit("--start needs --out: the directory it starts from is not the preset's")
+    if args.blocks and args.linear_kernel is not None:
+        raise SystemExit("--linear-kernel goes with --blocks 0 (a linear decoder alone)")
     directory = args.start or PRESET_DIR / args.preset
     model, tables, fp = load_codec_dir(directory)
     audio = model.config.modality == "audio"
     if not audio and (model.config.modality != "image" or model.config.channels not in (1, 3)):
         raise SystemExit(f"{args.preset} is neither a gray/RGB image nor an audio preset")
+    if args.blocks == 0 and not audio:
+        raise SystemExit(f"--blocks 0 (a linear decoder solved in closed form) is for audio "
+                         f"presets; {args.preset} is an image preset")
+    args.linear_kernel = args.linear_kernel or 9
     grown = deepened(model, args.blocks) if args.blocks else linearised(model, args.linear_kernel)
     settings = DecoderSettings(steps=args.steps, lr=args.lr, split_share=args.split_share,
                                crop=args.crop or (AUDIO_CROP if audio else 256),
                                batch=args.batch or (16 if audio else 8),
-                               loss=args.loss or ("snr" if audio else "mse"))
+                               loss=args.loss or ("snr" if audio and args.blocks else "mse"))
     channels = model.config.channels
     if audio:
         if args.data is None:

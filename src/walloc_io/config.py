@@ -41,7 +41,7 @@ class CodecConfig:
         Kernel size (odd) of the decoder's linear path along every axis: 1 (every model
         before walloc-io 0.12) decodes each latent position alone; more lets the linear path
         see neighbouring positions (mono-16x version 5 is that path alone, 9 taps, fitted in
-        closed form: :func:`walloc_io.training.linear.fit_linear_decoder`).
+        closed form: :meth:`walloc_io.training.decoder.DecoderTrainer.fit_linear`).
     entropy_model : {"histogram", "predictive", "contextual"}
         ``histogram``: one frozen table per latent channel. ``predictive``: per channel, the
         better of raw, left-, up- or planar-difference coding (chosen when tables are frozen),
@@ -115,8 +115,9 @@ class CodecConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able fields; ``step_gains`` only when set and ``linear_kernel`` only when
-        not 1, so a config without rate allocation (every model before walloc-io 0.5) or a
-        wider linear path (before 0.12) keeps its JSON, hence its fingerprint."""
+        not 1, so a config without rate allocation (every model before walloc-io 0.5) or
+        without a wider linear path (every model before 0.12) keeps its JSON, hence its
+        fingerprint."""
         d = dataclasses.asdict(self)
         if self.linear_kernel == 1:
             del d["linear_kernel"]

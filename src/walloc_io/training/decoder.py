@@ -257,9 +257,10 @@ class DecoderTrainer:
         the ``snr`` loss (so loud crops do not dominate, as the mean SNR in dB does not let
         them), by 1 under ``mse`` (which fit mono-16x better: 11.63 against 11.40 dB at q50
         on its val clips, as the quiet crops' error is mostly quantisation). The edges are
-        padded as the convolution pads them
-        (replicated), so the solution is exactly the least-squares one for the model as it
-        decodes. Logged as step ``batches`` with its validation."""
+        padded as the convolution pads them (replicated), so the solution is exactly the
+        least-squares one of the packet bands' error for the model as it decodes (not of
+        the signal's: the CDF 9/7 synthesis is not orthogonal, and the output is clamped).
+        Logged as step ``batches`` with its validation."""
         m, s = self.model, self.settings
         if m.decoder.residual is not None or m.config.signal_ndim != 1:
             raise InputError("fit_linear solves a linear 1-D decoder (see linearised)")
