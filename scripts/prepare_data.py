@@ -186,10 +186,12 @@ def prepare_images_half(out: Path, full: Path = Path("data/images")) -> dict:
     (out / "train").mkdir(parents=True, exist_ok=True)
     for item in manifest["train"]:
         link = out / "train" / item["file"]
-        if not link.is_symlink():
-            link.symlink_to((full / "train" / item["file"]).resolve())
-    if not (out / "val").is_symlink():
-        (out / "val").symlink_to((full / "val").resolve())
+        if link.is_symlink():  # a rerun: point it at ``full`` as it is now
+            link.unlink()
+        link.symlink_to((full / "train" / item["file"]).resolve())
+    if (out / "val").is_symlink():
+        (out / "val").unlink()
+    (out / "val").symlink_to((full / "val").resolve())
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
 

@@ -72,3 +72,32 @@ def test_the_wide_set_keeps_the_varied_split(prepare_data):
     assert {k: wide[k] for k in prepare_data.VARIED} == prepare_data.VARIED
     unseen = {k for k, (_, _, val) in wide.items() if val is None}
     assert {"lincity", "frozen-bubble"} < unseen and len(unseen) == 4
+
+
+def test_images_half_links_every_other_source_with_all_its_scales(prepare_data, tmp_path):
+    """``images-half``: the training images of every other source (sorted by path), each
+    with all its scales, linked not copied; val linked whole; a rerun after the full set
+    moved relinks instead of failing on the dangling links."""
+    full, out = tmp_path / "full", tmp_path / "half"
+    (full / "train").mkdir(parents=True)
+    (full / "val").mkdir()
+    items = [{"file": f"{s}_x{k}.png", "source": f"/src/{s}.jpg", "downscale": k}
+             for s in ("d", "a", "c", "b") for k in (1, 2)]
+    for item in items:
+        (full / "train" / item["file"]).write_bytes(item["file"].encode())
+    (full / "val" / "v.png").write_bytes(b"v")
+    (full / "manifest.json").write_text(json.dumps({"train": items, "val": [{"file": "v.png"}]}))
+    manifest = prepare_data.prepare_images_half(out, full)
+    kept = sorted(p.name for p in (out / "train").iterdir())
+    assert kept == ["a_x1.png", "a_x2.png", "c_x1.png", "c_x2.png"]  # sources a and c
+    assert all((out / "train" / k).is_symlink() for k in kept)
+    assert (out / "train" / "c_x2.png").read_bytes() == b"c_x2.png"
+    assert (out / "val" / "v.png").read_bytes() == b"v"
+    assert sorted(i["file"] for i in manifest["train"]) == kept
+    moved = full.rename(tmp_path / "moved")
+    with pytest.raises(FileNotFoundError):  # the old links dangle
+        (out / "train" / "a_x1.png").read_bytes()
+    prepare_data.prepare_images_half(out, moved)  # a rerun relinks them
+    assert sorted(p.name for p in (out / "train").iterdir()) == kept
+    assert (out / "train" / "a_x1.png").read_bytes() == b"a_x1.png"
+    assert (out / "val" / "v.png").read_bytes() == b"v"
