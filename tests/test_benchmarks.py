@@ -265,3 +265,22 @@ def test_regression_context_bound_learns_a_predictable_spread():
         lengths = PRECISION - np.log2(quantise_counts(counts))
         bits += sum(lengths[x[c].ravel() + radius].sum() for x in val)
     assert abs(one - bits / 8 / 3) < 0.02 * one
+
+
+def test_regression_context_features_are_causal():
+    """Each of the ten own-channel features at a position reads only positions decoded
+    before it in raster order: a symbol changes only the features of later positions."""
+    import numpy as np
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        from bench_context_ablation import _shifted
+    finally:
+        sys.path.remove(str(BENCH))
+    impulse = np.zeros((7, 7))
+    impulse[3, 3] = 1
+    features = _shifted(impulse)
+    assert len(features) == 10
+    for feature in features:
+        (rows, cols) = np.nonzero(feature)
+        assert len(rows) == 1 and (rows[0], cols[0]) > (3, 3)
