@@ -47,6 +47,7 @@ import walloc_io
 from walloc_io.media import read_signal, signal_files
 from walloc_io.metrics import decimate_round_trip, snr
 from walloc_io.signal import prepare
+from walloc_io.training.decoder import frame_context
 
 COLUMNS = ("decimation", "pca", "low bands", "encoder", "encoder +-K", "codec")
 
@@ -140,13 +141,11 @@ def projected(model, x: np.ndarray, basis: np.ndarray) -> np.ndarray:
 
 def latent_context(model, x: np.ndarray, frames: int) -> np.ndarray:
     """Unquantised latents of ``x`` at each frame and ``frames`` either side (edges
-    replicated), and a constant: ``(latent * (2 frames + 1) + 1, frames)`` float64."""
+    replicated, :func:`~walloc_io.training.decoder.frame_context`, as the codec's linear
+    decoder sees them), and a constant: ``(latent * (2 frames + 1) + 1, frames)`` float64."""
     weight = model.encoder.weight.detach().double().numpy()[:, :, 0]
     z = weight @ band_vectors(model, x) + model.encoder.bias.detach().double().numpy()[:, None]
-    n = z.shape[1]
-    padded = np.pad(z, ((0, 0), (frames, frames)), mode="edge")
-    return np.concatenate([padded[:, i:i + n] for i in range(2 * frames + 1)]
-                          + [np.ones((1, n))])
+    return frame_context(torch.from_numpy(z)[None], 2 * frames + 1)[0].numpy()
 
 
 def context_decoder(model, crops, frames: int) -> np.ndarray:

@@ -87,7 +87,8 @@ def main() -> None:
     if args.blocks == 0 and not audio:
         raise SystemExit(f"--blocks 0 (a linear decoder solved in closed form) is for audio "
                          f"presets; {args.preset} is an image preset")
-    args.linear_kernel = args.linear_kernel or 9
+    if args.linear_kernel is None:
+        args.linear_kernel = 9
     grown = deepened(model, args.blocks) if args.blocks else linearised(model, args.linear_kernel)
     settings = DecoderSettings(steps=args.steps, lr=args.lr, split_share=args.split_share,
                                crop=args.crop or (AUDIO_CROP if audio else 256),

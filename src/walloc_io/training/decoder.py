@@ -106,6 +106,16 @@ def linearised(model: WallocModel, kernel: int) -> WallocModel:
     return new.eval()
 
 
+def frame_context(z: torch.Tensor, kernel: int) -> torch.Tensor:
+    """``(N, L, F)`` latents -> ``(N, L * kernel + 1, F)``: each frame's ``kernel`` frames
+    centred on it (edges replicated, as a ``kernel``-tap decoder convolution pads them),
+    tap by tap, and a constant row (its bias)."""
+    frames, pad = z.shape[-1], kernel // 2
+    padded = torch.nn.functional.pad(z, (pad, pad), mode="replicate")
+    return torch.cat([padded[..., i:i + frames] for i in range(kernel)]
+                     + [torch.ones_like(z[:, :1])], dim=1)
+
+
 def quantise(model: WallocModel, x: torch.Tensor, steps: np.ndarray) -> torch.Tensor:
     """Dequantised latents of ``x`` rounded on each item's grid of global step ``steps[i]``
     (as :meth:`WallocModel.encode_latents` then ``* grid``), ready for ``synthesise``."""
@@ -275,10 +285,7 @@ class DecoderTrainer:
                 x = self.sampler.batch(s.batch)
                 z = m.companding.inverse(quantise(m, x, self.draw_steps(x.shape[0]))).double()
                 v = m.transform(x).double()
-                frames, pad = z.shape[-1], k // 2
-                zp = torch.nn.functional.pad(z, (pad, pad), mode="replicate")
-                ctx = torch.cat([zp[..., i:i + frames] for i in range(k)]
-                                + [torch.ones_like(z[:, :1])], dim=1)
+                ctx = frame_context(z, k)
                 power = x.double().pow(2).flatten(1).mean(1)
                 w = 1 / torch.clamp(power, min=s.snr_floor) if s.loss == "snr" \
                     else torch.ones_like(power)
